@@ -1,0 +1,116 @@
+"""Read an Airflow connection of type ``alta`` into typed settings (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_alta.exceptions import AltaValidationError
+from airflow_provider_alta.protocol import DEFAULT_BASE_URL
+from airflow_provider_alta.ratelimit import key_fingerprint
+from airflow_provider_alta.retries import RetrySettings
+from airflow_provider_alta.validation import ensure_positive_number
+
+#: Connection extras the provider reads, with their defaults. Documented in the README.
+EXTRA_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10.0,
+    "timeout": 60.0,
+    "sync_invoke_timeout": 900.0,
+    "verify": True,
+    "proxies": None,
+    "max_retries": 4,
+    "retry_max_wait": 120.0,
+    "retry_backoff": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class AltaConnectionConfig:
+    """Everything a hook needs to talk to Alta. ``repr`` never shows the key."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    sync_invoke_timeout: float = 900.0
+    verify: bool | str = True
+    proxies: dict[str, str] | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+    @property
+    def fingerprint(self) -> str:
+        return key_fingerprint(self.base_url, self.api_key)
+
+    @classmethod
+    def from_parts(
+        cls, *, conn_id: str, host: str | None, password: str | None, extra: Any
+    ) -> AltaConnectionConfig:
+        extras = _extras(conn_id, extra)
+        unknown = set(extras) - set(EXTRA_DEFAULTS)
+        if unknown:
+            raise AltaValidationError(
+                f"connection {conn_id!r} has unknown extras {sorted(unknown)}; "
+                f"known ones are {sorted(EXTRA_DEFAULTS)}"
+            )
+        if not password:
+            raise AltaValidationError(
+                f"connection {conn_id!r} has no API key; put the key from Alta's dashboard in its "
+                "password field ('API Key' in the UI)"
+            )
+        merged = {**EXTRA_DEFAULTS, **extras}
+        verify = merged["verify"]
+        if isinstance(verify, str) and verify.lower() in ("true", "false"):
+            verify = verify.lower() == "true"
+        if not isinstance(verify, (bool, str)):
+            raise AltaValidationError(
+                f"connection extra 'verify' must be true, false or a CA bundle path, got {verify!r}"
+            )
+        proxies = merged["proxies"]
+        if proxies is not None and (
+            not isinstance(proxies, dict) or not all(isinstance(v, str) for v in proxies.values())
+        ):
+            raise AltaValidationError(
+                "connection extra 'proxies' must map 'http'/'https' to proxy URLs, "
+                'e.g. {"https": "http://proxy:3128"}'
+            )
+        return cls(
+            base_url=normalize_base_url(host),
+            api_key=password,
+            connect_timeout=float(ensure_positive_number(merged["connect_timeout"], "connection extra 'connect_timeout'")),
+            read_timeout=float(ensure_positive_number(merged["timeout"], "connection extra 'timeout'")),
+            sync_invoke_timeout=float(
+                ensure_positive_number(merged["sync_invoke_timeout"], "connection extra 'sync_invoke_timeout'")
+            ),
+            verify=verify,
+            proxies=proxies or None,
+            retry=RetrySettings.from_extras(merged),
+        )
+
+
+def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
+    if extra in (None, ""):
+        return {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            raise AltaValidationError(f"connection {conn_id!r} has extras that are not valid JSON") from None
+    if not isinstance(extra, dict):
+        raise AltaValidationError(f"connection {conn_id!r} extras must be a JSON object")
+    return extra
+
+
+def normalize_base_url(host: str | None) -> str:
+    """``altatech.ai`` → ``https://altatech.ai``; empty → the public API; no trailing slash."""
+    if not host:
+        return DEFAULT_BASE_URL
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = f"https://{host}"
+    scheme = host.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise AltaValidationError(
+            f"the connection's Base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got scheme {scheme!r}"
+        )
+    return host

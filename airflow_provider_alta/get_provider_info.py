@@ -1,0 +1,78 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_alta import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-alta",
+        "name": "Alta",
+        "description": "Run Alta AI workflows from Airflow: hook, operator, deferrable sensor and trigger.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Alta",
+                "external-doc-url": "https://altatech.ai/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.hooks.alta"]}],
+        "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
+        "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
+        "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
+        "connection-types": [
+            {
+                "connection-type": "alta",
+                "hook-class-name": "airflow_provider_alta.hooks.alta.AltaHook",
+                "hook-name": "Alta",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "schema", "port"],
+                    "relabeling": {"host": "Base URL", "password": "API Key"},
+                    "placeholders": {
+                        "host": "https://altatech.ai",
+                        "password": "the workflow's API key from Alta's dashboard",
+                    },
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "Request timeout (s)",
+                        "description": "Read timeout of queries and async invokes.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 60},
+                    },
+                    "sync_invoke_timeout": {
+                        "label": "Synchronous invoke timeout (s)",
+                        "description": "Read timeout of a synchronous invoke, which lasts as long as the run.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 900},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (s)",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 10},
+                    },
+                    "verify": {
+                        "label": "Verify TLS",
+                        "description": "Verify Alta's TLS certificate (or set a CA bundle path in the extras JSON).",
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "proxies": {
+                        "label": "Proxies",
+                        "description": 'JSON object, e.g. {"https": "http://proxy:3128"}.',
+                        "schema": {"type": ["object", "null"]},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of one request on transient errors (invoke only when provably not started).",
+                        "schema": {"type": ["integer", "null"], "minimum": 0, "default": 4},
+                    },
+                    "retry_max_wait": {
+                        "label": "Max retry time (s)",
+                        "description": "Seconds one request may spend being retried.",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 120},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,507 @@
+"""Hooks for the Alta workflow API.
+
+:class:`AltaHook` (requests) serves workers; :class:`AltaAsyncHook` (aiohttp)
+serves triggers. Both are thin shells: requests are built, answers parsed,
+errors typed and retries decided in :mod:`airflow_provider_alta.protocol`,
+:mod:`~airflow_provider_alta.retries` and :mod:`~airflow_provider_alta.polling`.
+``requests`` and ``aiohttp`` are imported only when a request is made, so a DAG
+file importing an operator stays cheap to parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_alta.connection import AltaConnectionConfig
+from airflow_provider_alta.exceptions import (
+    AltaAuthError,
+    AltaError,
+    AltaNotFoundError,
+    AltaRateLimitError,
+    AltaTransportError,
+)
+from airflow_provider_alta.models import WorkflowRun
+from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
+from airflow_provider_alta.protocol import (
+    ApiRequest,
+    encode_body,
+    invoke_request,
+    join_url,
+    parse_rate_limit,
+    parse_response,
+    query_request,
+    redact,
+    request_headers,
+)
+from airflow_provider_alta.ratelimit import RateBudget, budget_for
+from airflow_provider_alta.retries import outcome_unknown, tenacity_kwargs
+from airflow_provider_alta.validation import build_invoke_body, ensure_positive_number, ensure_run_id
+
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+    import tenacity
+
+#: The run id ``test_connection`` asks for: no real run has it, so a 404 proves the key works.
+CONNECTION_TEST_RUN_ID = "airflow-provider-alta-connection-test"
+
+StatusCallback = Callable[[WorkflowRun, float], None]
+
+
+class _AltaHookBase(BaseHook):
+    """What both hooks share: the connection, the key's budget, logging of retries."""
+
+    conn_name_attr = "alta_conn_id"
+    default_conn_name = "alta_default"
+    conn_type = "alta"
+    hook_name = "Alta"
+
+    def __init__(self, alta_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alta_conn_id = alta_conn_id
+        self._config: AltaConnectionConfig | None = None
+
+    def _config_from(self, conn: Any) -> AltaConnectionConfig:
+        self._config = AltaConnectionConfig.from_parts(
+            conn_id=self.alta_conn_id, host=conn.host, password=conn.password, extra=conn.extra
+        )
+        return self._config
+
+    @property
+    def budget(self) -> RateBudget:
+        """The request budget this process shares among everyone using the same key."""
+        if self._config is None:
+            raise RuntimeError("the connection has not been read yet")
+        return budget_for(self._config.fingerprint)
+
+    def _read_answer(self, request: ApiRequest, status: int, headers: Any, text: str) -> WorkflowRun:
+        """Parse an answer; error texts are scrubbed of the key in case the API echoes it."""
+        assert self._config is not None
+        self.budget.observe(parse_rate_limit(headers))
+        try:
+            return parse_response(request, status, headers, text)
+        except AltaError as err:
+            if isinstance(err, AltaRateLimitError) and err.retry_after is not None:
+                self.budget.block(err.retry_after)
+            if err.api_message:
+                err.api_message = redact(err.api_message, [self._config.api_key])
+                err.args = (err._render(),)
+            raise
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning("Alta request failed (%s); retrying in %.1f s (attempt %d)", exc, wait, state.attempt_number + 1)
+
+    def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
+        self.log.info("Alta %s is %s after %.1f s", run.describe(), run.status.value, elapsed)
+
+    def _waiter(
+        self,
+        workflow_run_id: str,
+        *,
+        timeout: float | None,
+        polling: PollingSettings | None,
+        started_at: float | None,
+        deadline: float | None,
+        on_status: StatusCallback | None,
+    ) -> RunWaiter:
+        assert self._config is not None
+        ensure_positive_number(timeout, "timeout", allow_none=True)
+        now = time.time()
+        if deadline is None and timeout is not None:
+            deadline = now + timeout
+        schedule = PollSchedule(
+            polling or PollingSettings(),
+            started_at=started_at if started_at is not None else now,
+            budget=self.budget,
+            retry=self._config.retry,
+        )
+        return RunWaiter(
+            workflow_run_id, schedule, deadline=deadline, on_status=on_status or self._log_status
+        )
+
+
+class AltaHook(_AltaHookBase):
+    """Talk to Alta from a worker: invoke a workflow, query a run, wait for it.
+
+    :param alta_conn_id: an Airflow connection of type ``alta``: the API key in
+        its password, the base URL in its host, options in its extras.
+
+    One ``requests.Session`` per hook instance keeps connections alive across
+    calls; close it with :meth:`close` or use the hook as a context manager.
+    """
+
+    def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(alta_conn_id, **kwargs)
+        self._session: requests.Session | None = None
+
+    @property
+    def config(self) -> AltaConnectionConfig:
+        if self._config is None:
+            self._config_from(self.get_connection(self.alta_conn_id))
+        assert self._config is not None
+        return self._config
+
+    def get_conn(self) -> requests.Session:
+        """The hook's HTTP session, created on first use."""
+        if self._session is None:
+            import requests
+
+            config = self.config
+            session = requests.Session()
+            session.verify = config.verify
+            if config.proxies:
+                session.proxies.update(config.proxies)
+            self._session = session
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> AltaHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send_once(self, request: ApiRequest, read_timeout: float) -> WorkflowRun:
+        """One HTTP exchange, no retry: the answer parsed or a typed error raised."""
+        import requests
+
+        config = self.config
+        session = self.get_conn()
+        try:
+            response = session.post(
+                join_url(config.base_url, request.path),
+                data=encode_body(request),
+                headers=request_headers(config.api_key),
+                timeout=(config.connect_timeout, read_timeout),
+            )
+        except requests.RequestException as exc:
+            raise _requests_transport_error(request, exc) from exc
+        return self._read_answer(request, response.status_code, response.headers, response.text)
+
+    def _hold_for_budget(self, *, for_poll: bool) -> None:
+        """Wait out a ``Retry-After`` or an empty window the key already told us about."""
+        while (wait := self.budget.acquire(for_poll=for_poll)) > 0:
+            if wait > self.config.retry.max_wait:
+                raise AltaRateLimitError(
+                    f"The API key's rate limit is exhausted for another {wait:.0f} s; nothing was sent",
+                    retry_after=wait,
+                )
+            time.sleep(wait)
+
+    def _call(self, request: ApiRequest, read_timeout: float) -> WorkflowRun:
+        import tenacity
+
+        def attempt() -> WorkflowRun:
+            self._hold_for_budget(for_poll=False)
+            return self._send_once(request, read_timeout)
+
+        retrying = tenacity.Retrying(**tenacity_kwargs(request, self.config.retry, self._log_retry))
+        try:
+            return retrying(attempt)
+        except AltaError as exc:
+            final = outcome_unknown(request, exc)
+            if final is exc:
+                raise
+            raise final from exc
+
+    def invoke_workflow(
+        self,
+        input: dict[str, Any],
+        *,
+        user_id: str | None = None,
+        is_async: bool = False,
+        webhooks: list[dict[str, Any]] | None = None,
+    ) -> WorkflowRun:
+        """Start the connection's workflow with ``input``.
+
+        Synchronous (default): blocks until the run ends, up to the
+        ``sync_invoke_timeout`` extra, and returns the finished run.
+        ``is_async=True``: returns at once with the PENDING run and its id.
+        Never retried when the run may have started (see :mod:`retries`).
+        """
+        body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
+        config = self.config
+        read_timeout = config.read_timeout if is_async else config.sync_invoke_timeout
+        return self._call(invoke_request(body), read_timeout)
+
+    def get_run(self, workflow_run_id: str) -> WorkflowRun:
+        """The run's current state (``POST /v1/workflow/query/result``), retried on transient errors."""
+        request = query_request(ensure_run_id(workflow_run_id))
+        return self._call(request, self.config.read_timeout)
+
+    def wait_for_run(
+        self,
+        workflow_run_id: str,
+        *,
+        timeout: float | None = None,
+        polling: PollingSettings | None = None,
+        started_at: float | None = None,
+        deadline: float | None = None,
+        on_status: StatusCallback | None = None,
+        initial: WorkflowRun | None = None,
+    ) -> WorkflowRun:
+        """Poll until the run ends and return it (SUCCEED or FAILED alike).
+
+        Polls on the adaptive schedule of :mod:`polling`, sharing the key's
+        budget. Transient errors are waited out up to a bound; ``timeout``
+        (seconds) or ``deadline`` (Unix time) raise :class:`AltaTimeoutError`.
+        ``initial`` is a state already known (e.g. the invoke's answer): the
+        first query then waits a full interval instead of going out at once.
+        """
+        request = query_request(ensure_run_id(workflow_run_id))
+        waiter = self._waiter(
+            request.body["workflowRunId"],
+            timeout=timeout,
+            polling=polling,
+            started_at=started_at,
+            deadline=deadline,
+            on_status=on_status,
+        )
+        read_timeout = self.config.read_timeout
+        self.budget.register_poller()
+        try:
+            if initial is not None and (first := waiter.after_answer(initial, time.time())) is not None:
+                time.sleep(first)
+            elif initial is not None:
+                return initial
+            while True:
+                wait = waiter.before_send(time.time())
+                if wait > 0:
+                    time.sleep(wait)
+                    continue
+                try:
+                    run = self._send_once(request, read_timeout)
+                except AltaError as exc:
+                    delay = waiter.after_error(exc, time.time())
+                else:
+                    answer = waiter.after_answer(run, time.time())
+                    if answer is None:
+                        return run
+                    delay = answer
+                time.sleep(delay)
+        finally:
+            self.budget.unregister_poller()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key with a harmless call: query a run id that cannot exist.
+
+        Alta has no "who am I" endpoint. A 404 for the made-up run means the
+        key was accepted; 401/403 means it was not. Nothing is invoked, so no
+        credits are spent.
+        """
+        request = query_request(f"{CONNECTION_TEST_RUN_ID}-{uuid.uuid4().hex}")
+        try:
+            self._send_once(request, self.config.read_timeout)
+        except AltaNotFoundError:
+            return True, f"Connection OK: Alta at {self.config.base_url} accepted the API key"
+        except AltaAuthError as err:
+            return False, f"Alta rejected the API key: {err}"
+        except AltaError as err:
+            return False, str(err)
+        return True, f"Connection OK: Alta at {self.config.base_url} answered"
+
+
+def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransportError:
+    """Map a requests failure, deciding whether the request can have reached Alta."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+    reason = exc.args[0] if exc.args else None
+    never_sent = isinstance(exc, requests.ConnectTimeout) or (
+        isinstance(reason, MaxRetryError)
+        and isinstance(reason.reason, (NewConnectionError, ConnectTimeoutError))
+    )
+    if never_sent:
+        cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
+    elif isinstance(exc, requests.ReadTimeout):
+        cause = "Alta did not answer within the read timeout"
+    else:
+        cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
+    return AltaTransportError(cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id)
+
+
+class _SessionPool:
+    """One aiohttp session per (event loop, base URL, TLS and proxy settings), reference counted.
+
+    All triggers of a triggerer process that talk to the same Alta share one
+    connection pool; the session closes when its last user is done.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[Any, ...], list[Any]] = {}
+
+    @staticmethod
+    def _key(config: AltaConnectionConfig) -> tuple[Any, ...]:
+        proxy = (config.proxies or {}).get("https") or (config.proxies or {}).get("http")
+        return (id(asyncio.get_running_loop()), config.base_url, config.verify, proxy)
+
+    def acquire(self, config: AltaConnectionConfig) -> aiohttp.ClientSession:
+        import aiohttp
+
+        key = self._key(config)
+        entry = self._sessions.get(key)
+        if entry is None or entry[0].closed:
+            ssl: Any = True
+            if config.verify is False:
+                ssl = False
+            elif isinstance(config.verify, str):
+                import ssl as ssl_module
+
+                ssl = ssl_module.create_default_context(cafile=config.verify)
+            connector = aiohttp.TCPConnector(limit=100, ssl=ssl)
+            entry = self._sessions[key] = [aiohttp.ClientSession(connector=connector, trust_env=False), 0]
+        entry[1] += 1
+        session: aiohttp.ClientSession = entry[0]
+        return session
+
+    async def release(self, config: AltaConnectionConfig) -> None:
+        key = self._key(config)
+        entry = self._sessions.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._sessions[key]
+            await entry[0].close()
+
+    def open_sessions(self) -> int:
+        return len(self._sessions)
+
+
+session_pool = _SessionPool()
+
+
+class AltaAsyncHook(_AltaHookBase):
+    """Query Alta from a trigger without blocking the event loop.
+
+    Only queries live here: ``invoke`` is never called from a trigger (a
+    trigger may run twice; a second invoke would be a second paid run).
+    Use as ``async with AltaAsyncHook(conn_id) as hook:`` so the shared
+    session is released.
+    """
+
+    def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(alta_conn_id, **kwargs)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def aconfig(self) -> AltaConnectionConfig:
+        if self._config is None:
+            self._config_from(await self.aget_connection(self.alta_conn_id))
+        assert self._config is not None
+        return self._config
+
+    async def __aenter__(self) -> AltaAsyncHook:
+        config = await self.aconfig()
+        if self._session is None:
+            self._session = session_pool.acquire(config)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None and self._config is not None:
+            self._session = None
+            await session_pool.release(self._config)
+
+    async def _send_once(self, request: ApiRequest) -> WorkflowRun:
+        import aiohttp
+
+        if self._session is None:
+            await self.__aenter__()
+        assert self._session is not None and self._config is not None
+        config = self._config
+        proxy = (config.proxies or {}).get("https") or (config.proxies or {}).get("http")
+        timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None)
+        try:
+            async with self._session.post(
+                join_url(config.base_url, request.path),
+                data=encode_body(request),
+                headers=request_headers(config.api_key),
+                timeout=timeout,
+                proxy=proxy,
+            ) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _aiohttp_transport_error(request, exc) from exc
+        return self._read_answer(request, response.status, response.headers, text)
+
+    async def get_run(self, workflow_run_id: str) -> WorkflowRun:
+        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`."""
+        import tenacity
+
+        request = query_request(ensure_run_id(workflow_run_id))
+        config = await self.aconfig()
+        retrying = tenacity.AsyncRetrying(**tenacity_kwargs(request, config.retry, self._log_retry))
+        return await retrying(self._send_once, request)
+
+    async def wait_for_run(
+        self,
+        workflow_run_id: str,
+        *,
+        timeout: float | None = None,
+        polling: PollingSettings | None = None,
+        started_at: float | None = None,
+        deadline: float | None = None,
+        on_status: StatusCallback | None = None,
+        initial: WorkflowRun | None = None,
+    ) -> WorkflowRun:
+        """Poll until the run ends, exactly as :meth:`AltaHook.wait_for_run` does, without blocking."""
+        request = query_request(ensure_run_id(workflow_run_id))
+        await self.aconfig()
+        waiter = self._waiter(
+            request.body["workflowRunId"],
+            timeout=timeout,
+            polling=polling,
+            started_at=started_at,
+            deadline=deadline,
+            on_status=on_status,
+        )
+        self.budget.register_poller()
+        try:
+            if initial is not None and (first := waiter.after_answer(initial, time.time())) is not None:
+                await asyncio.sleep(first)
+            elif initial is not None:
+                return initial
+            while True:
+                wait = waiter.before_send(time.time())
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                try:
+                    run = await self._send_once(request)
+                except AltaError as exc:
+                    delay = waiter.after_error(exc, time.time())
+                else:
+                    answer = waiter.after_answer(run, time.time())
+                    if answer is None:
+                        return run
+                    delay = answer
+                await asyncio.sleep(delay)
+        finally:
+            self.budget.unregister_poller()
+
+
+def _aiohttp_transport_error(request: ApiRequest, exc: Exception) -> AltaTransportError:
+    import aiohttp
+
+    never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+    if never_sent:
+        cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
+    elif isinstance(exc, asyncio.TimeoutError):
+        cause = "Alta did not answer within the read timeout"
+    else:
+        cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
+    return AltaTransportError(cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id)

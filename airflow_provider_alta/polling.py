@@ -1,0 +1,181 @@
+"""How often to ask Alta whether a run has ended (pure policy, shared by hook and trigger).
+
+The wait before the next query is a fraction (default 10 %) of the time the
+run has been going, clamped to ``[min_interval, max_interval]``, shortened by
+up to ``jitter`` so that many pollers do not march in step. A run is then
+noticed at most ``max(min_interval, ratio * duration)`` after it ends, while
+the number of queries grows only with the logarithm of its duration: a one
+hour run costs about 70 queries, not the 720 of fixed 5 s polling.
+
+On top of that sits the key's shared :class:`RateBudget`: the interval is
+stretched so every poller sharing the key fits in the remaining quota, and a
+``Retry-After`` pauses them all.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
+from airflow_provider_alta.ratelimit import RateBudget
+from airflow_provider_alta.retries import backoff_delay, is_transient, RetrySettings
+from airflow_provider_alta.validation import ensure_positive_number
+
+
+@dataclass(frozen=True)
+class PollingSettings:
+    """Knobs of the adaptive schedule; plain numbers, so they travel in trigger kwargs."""
+
+    min_interval: float = 1.0
+    max_interval: float = 300.0
+    ratio: float = 0.1
+    jitter: float = 0.1
+    max_consecutive_failures: int = 10
+
+    def __post_init__(self) -> None:
+        ensure_positive_number(self.min_interval, "poll_min_interval")
+        ensure_positive_number(self.max_interval, "poll_max_interval")
+        ensure_positive_number(self.ratio, "poll_ratio")
+        if self.max_interval < self.min_interval:
+            from airflow_provider_alta.exceptions import AltaValidationError
+
+            raise AltaValidationError(
+                f"poll_max_interval ({self.max_interval}) must be >= poll_min_interval ({self.min_interval})"
+            )
+        if not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter < 1:
+            from airflow_provider_alta.exceptions import AltaValidationError
+
+            raise AltaValidationError(f"poll_jitter must be a number in [0, 1), got {self.jitter!r}")
+        if not isinstance(self.max_consecutive_failures, int) or self.max_consecutive_failures < 1:
+            from airflow_provider_alta.exceptions import AltaValidationError
+
+            raise AltaValidationError(
+                f"max_consecutive_failures must be a whole number >= 1, got {self.max_consecutive_failures!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def adaptive_interval(elapsed: float, settings: PollingSettings, rng: random.Random | None = None) -> float:
+    """The pause before the next query of a run that has been going for ``elapsed`` seconds."""
+    base = min(settings.max_interval, max(settings.min_interval, settings.ratio * max(0.0, elapsed)))
+    if settings.jitter:
+        base *= 1.0 - settings.jitter * (rng or random).random()
+    return max(base, settings.min_interval * (1.0 - settings.jitter))
+
+
+class PollSchedule:
+    """The state of one wait: when to query next, and when to give up.
+
+    The hook's ``wait_for_run`` and the trigger drive the same schedule; only
+    their sleeping and sending differ.
+    """
+
+    def __init__(
+        self,
+        settings: PollingSettings,
+        *,
+        started_at: float,
+        budget: RateBudget | None = None,
+        retry: RetrySettings | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.started_at = started_at
+        self.budget = budget
+        self.retry = retry or RetrySettings()
+        self.rng = rng or random.Random()
+        self.failures = 0
+        self.queries = 0
+
+    def delay_after_status(self, now: float) -> float:
+        """The wait after an answer that says the run is still going."""
+        self.failures = 0
+        interval = adaptive_interval(now - self.started_at, self.settings, self.rng)
+        if self.budget is not None:
+            interval = max(interval, self.budget.poll_spacing(now))
+        return interval
+
+    def delay_after_failure(self, exc: AltaError, now: float) -> float:
+        """The wait after a failed query; re-raises when it is not worth waiting out."""
+        if not is_transient(exc):
+            raise exc
+        self.failures += 1
+        if self.failures >= self.settings.max_consecutive_failures:
+            raise exc
+        if isinstance(exc, AltaRateLimitError) and self.budget is not None:
+            self.budget.block(exc.retry_after if exc.retry_after is not None else 0.0, now)
+        wait = backoff_delay(self.failures, self.retry, self.rng)
+        if exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return max(wait, self.settings.min_interval)
+
+    def wait_before_send(self, now: float) -> float:
+        """Seconds to hold the next query for the shared budget (0 = send now; counts it)."""
+        if self.budget is None:
+            self.queries += 1
+            return 0.0
+        wait = self.budget.acquire(now, for_poll=True)
+        if wait <= 0:
+            self.queries += 1
+        return wait
+
+
+class RunWaiter:
+    """One wait for one run, as a sans-I/O state machine.
+
+    The sync hook and the trigger both loop ``before_send`` → send the query →
+    ``after_answer`` / ``after_error`` → sleep; this class makes every decision.
+    """
+
+    def __init__(
+        self,
+        workflow_run_id: str,
+        schedule: PollSchedule,
+        *,
+        deadline: float | None,
+        on_status: Any = None,
+    ) -> None:
+        self.workflow_run_id = workflow_run_id
+        self.schedule = schedule
+        self.deadline = deadline
+        self.on_status = on_status
+        self.last: Any = None  # the latest WorkflowRun seen
+
+    def _clamp(self, delay: float, now: float) -> float:
+        if self.deadline is None:
+            return delay
+        if now >= self.deadline:
+            raise self.timeout_error()
+        return min(delay, self.deadline - now)
+
+    def before_send(self, now: float) -> float:
+        """0 to send the next query now, else the seconds to wait first."""
+        wait = self.schedule.wait_before_send(now)
+        return self._clamp(wait, now) if wait > 0 else 0.0
+
+    def after_answer(self, run: Any, now: float) -> float | None:
+        """``None`` when the run has ended, else the pause before the next query."""
+        if self.on_status is not None and (self.last is None or self.last.status != run.status):
+            self.on_status(run, now - self.schedule.started_at)
+        self.last = run
+        if run.is_terminal:
+            return None
+        return self._clamp(self.schedule.delay_after_status(now), now)
+
+    def after_error(self, exc: AltaError, now: float) -> float:
+        """The pause after a transient failure; re-raises a fatal one."""
+        return self._clamp(self.schedule.delay_after_failure(exc, now), now)
+
+    def timeout_error(self) -> AltaError:
+        from airflow_provider_alta.exceptions import AltaTimeoutError
+
+        status = self.last.status.value if self.last is not None else "unknown"
+        return AltaTimeoutError(
+            f"Gave up waiting for the workflow run (last status {status}); it may still be running "
+            "in Alta, which has no cancel endpoint, and may still consume credits",
+            workflow_run_id=self.workflow_run_id,
+        )

@@ -1,0 +1,1 @@
+"""JSON Schemas the provider validates requests against (package data)."""

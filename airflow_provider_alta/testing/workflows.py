@@ -1,0 +1,90 @@
+"""Workflow definitions the Alta emulator serves (one per API key)."""
+
+from __future__ import annotations
+
+import copy
+import random
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The API key the emulator accepts out of the box, selecting ``todayNews``.
+DEFAULT_API_KEY = "alta-emulator-key"
+
+TODAY_NEWS_INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["topic"],
+    "properties": {"topic": {"type": "string", "minLength": 1}},
+    "additionalProperties": False,
+}
+
+TODAY_NEWS_OUTPUT: dict[str, Any] = {
+    "news": [
+        {
+            "title": "${topic}: the day's leading story",
+            "summary": "A concise summary of the most discussed ${topic} story today.",
+            "media": "Alta Daily",
+        },
+        {
+            "title": "${topic}: what analysts are watching",
+            "summary": "Three developments in ${topic} that may matter this week.",
+            "media": "Alta Wire",
+        },
+    ]
+}
+
+
+@dataclass
+class WorkflowConfig:
+    """How the emulator behaves for one API key.
+
+    ``output`` is a JSON template: ``${name}`` in any string is replaced by the
+    input's ``name`` field. With ``output_mode="echo"`` the output is the input.
+    """
+
+    name: str = "todayNews"
+    version: str = "1.0.1"
+    workflow_id: str = "wf-todaynews"
+    input_schema: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(TODAY_NEWS_INPUT_SCHEMA))
+    duration: float = 1.0
+    outcome: str = "succeed"  # or "fail"
+    fail_probability: float = 0.0
+    failure_message: str = "Node 'Summarise' failed: the model returned no content"
+    output: Any = field(default_factory=lambda: copy.deepcopy(TODAY_NEWS_OUTPUT))
+    output_mode: str = "template"  # or "echo"
+    cost: float = 0.6928
+    tokens: int = 1745
+    rate_limit: int | None = None
+    rate_window: float = 3600.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown workflow settings {sorted(unknown)}; known: {sorted(known)}")
+        config = cls(**data)
+        if config.outcome not in ("succeed", "fail"):
+            raise ValueError("outcome must be 'succeed' or 'fail'")
+        if config.output_mode not in ("template", "echo"):
+            raise ValueError("output_mode must be 'template' or 'echo'")
+        return config
+
+    def failed(self, rng: random.Random) -> bool:
+        return self.outcome == "fail" or (self.fail_probability > 0 and rng.random() < self.fail_probability)
+
+    def render_output(self, run_input: dict[str, Any]) -> Any:
+        if self.output_mode == "echo":
+            return copy.deepcopy(run_input)
+        values = {k: v if isinstance(v, str) else str(v) for k, v in run_input.items()}
+        return _substitute(self.output, values)
+
+
+def _substitute(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return string.Template(node).safe_substitute(values)
+    if isinstance(node, list):
+        return [_substitute(item, values) for item in node]
+    if isinstance(node, dict):
+        return {key: _substitute(item, values) for key, item in node.items()}
+    return node

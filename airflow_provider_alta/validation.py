@@ -1,0 +1,188 @@
+"""Argument checks that run before any request is sent.
+
+Each check raises :class:`AltaValidationError` naming the field and the fix.
+Pure functions, no I/O besides reading the package's own schema file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from airflow_provider_alta.exceptions import AltaValidationError
+
+MAX_WEBHOOKS = 5
+WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@lru_cache(maxsize=1)
+def invoke_request_schema() -> dict[str, Any]:
+    """The JSON Schema of the invoke request body, shipped in the package."""
+    text = resources.files("airflow_provider_alta.schemas").joinpath("invoke_request.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def ensure_json_object(value: Any, field: str) -> dict[str, Any]:
+    """Return ``value`` if it is a dict that JSON can carry unchanged, else raise."""
+    if not isinstance(value, dict):
+        raise AltaValidationError(
+            f"{field} must be a JSON object (a dict), got {type(value).__name__}; "
+            f"pass the workflow's Start node parameters as a dict, e.g. {{'topic': 'News'}}"
+        )
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise AltaValidationError(
+            f"{field} is not JSON-serialisable ({err}); convert dates, sets, bytes, NaN and "
+            "custom objects to strings, lists or numbers first"
+        ) from None
+    bad_key = _first_non_string_key(value)
+    if bad_key is not None:
+        raise AltaValidationError(
+            f"{field} has a non-string key {bad_key!r}; JSON object keys must be strings"
+        )
+    return value
+
+
+def _first_non_string_key(value: Any) -> Any:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return key
+            found = _first_non_string_key(item)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _first_non_string_key(item)
+            if found is not None:
+                return found
+    return None
+
+
+def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
+    """Check the webhook list and return it with upper-case methods."""
+    if webhooks is None:
+        return None
+    if not isinstance(webhooks, (list, tuple)):
+        raise AltaValidationError(
+            f"webhooks must be a list of {{'method', 'url', 'headers'}} dicts, got {type(webhooks).__name__}"
+        )
+    if len(webhooks) > MAX_WEBHOOKS:
+        raise AltaValidationError(
+            f"webhooks has {len(webhooks)} entries; Alta accepts at most {MAX_WEBHOOKS} per run"
+        )
+    result = []
+    for index, hook in enumerate(webhooks):
+        where = f"webhooks[{index}]"
+        if not isinstance(hook, dict):
+            raise AltaValidationError(f"{where} must be a dict with 'method' and 'url', got {type(hook).__name__}")
+        unknown = set(hook) - {"method", "url", "headers"}
+        if unknown:
+            raise AltaValidationError(
+                f"{where} has unknown keys {sorted(unknown)}; allowed are 'method', 'url', 'headers'"
+            )
+        method = hook.get("method")
+        if not isinstance(method, str) or method.upper() not in WEBHOOK_METHODS:
+            raise AltaValidationError(
+                f"{where}.method is {method!r}; use one of {', '.join(WEBHOOK_METHODS)}"
+            )
+        url = hook.get("url")
+        if not isinstance(url, str) or not _is_absolute_http_url(url):
+            raise AltaValidationError(
+                f"{where}.url is {url!r}; it must be an absolute http:// or https:// URL "
+                "that Alta can reach"
+            )
+        headers = hook.get("headers")
+        if headers is not None:
+            if not isinstance(headers, dict):
+                raise AltaValidationError(f"{where}.headers must be a dict of strings, got {type(headers).__name__}")
+            for name, value in headers.items():
+                if not isinstance(name, str) or not isinstance(value, str):
+                    # Never echo a header value: it is usually a secret.
+                    raise AltaValidationError(
+                        f"{where}.headers[{name!r}] must map a string name to a string value "
+                        f"(got a {type(value).__name__} value)"
+                    )
+        entry: dict[str, Any] = {"method": method.upper(), "url": url}
+        if headers:
+            entry["headers"] = dict(headers)
+        result.append(entry)
+    return result
+
+
+def _is_absolute_http_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
+def build_invoke_body(
+    input: Any,
+    *,
+    user_id: str | None = None,
+    is_async: bool = False,
+    webhooks: Any = None,
+) -> dict[str, Any]:
+    """Validate the invoke arguments and return the request body.
+
+    The body is also checked against the shipped JSON Schema, so the checks
+    above and the schema cannot drift apart silently.
+    """
+    ensure_json_object(input, "input")
+    if user_id is not None and (not isinstance(user_id, str) or not user_id):
+        raise AltaValidationError(f"user_id must be a non-empty string or None, got {user_id!r}")
+    if not isinstance(is_async, bool):
+        raise AltaValidationError(f"is_async must be True or False, got {is_async!r}")
+    hooks = normalize_webhooks(webhooks)
+    if hooks and not is_async:
+        raise AltaValidationError(
+            "webhooks are only delivered for asynchronous runs; pass is_async=True "
+            "(run_async=True on the operator) or drop the webhooks"
+        )
+    body: dict[str, Any] = {"input": input, "isAsync": is_async}
+    if user_id is not None:
+        body["userId"] = user_id
+    if hooks:
+        body["webhook"] = hooks
+    _check_against_schema(body)
+    return body
+
+
+def _check_against_schema(body: dict[str, Any]) -> None:
+    import jsonschema
+
+    errors = sorted(
+        jsonschema.Draft202012Validator(invoke_request_schema()).iter_errors(body),
+        key=lambda e: list(e.path),
+    )
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.path) or "body"
+        raise AltaValidationError(f"invoke request field {where!r} is invalid: {err.message}")
+
+
+def ensure_run_id(value: Any, field: str = "workflow_run_id") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AltaValidationError(
+            f"{field} must be a non-empty string (the workflowRunId of an Alta run), got {value!r}"
+        )
+    return value.strip()
+
+
+def ensure_positive_number(value: Any, field: str, *, allow_none: bool = False, allow_zero: bool = False) -> Any:
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise AltaValidationError(f"{field} must be a finite number {bound}, got {value!r}")
+    return value
