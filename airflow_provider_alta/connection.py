@@ -43,15 +43,12 @@ class AltaConnectionConfig:
         return key_fingerprint(self.base_url, self.api_key)
 
     @classmethod
-    def from_parts(
-        cls, *, conn_id: str, host: str | None, password: str | None, extra: Any
-    ) -> AltaConnectionConfig:
+    def from_parts(cls, *, conn_id: str, host: str | None, password: str | None, extra: Any) -> AltaConnectionConfig:
         extras = _extras(conn_id, extra)
         unknown = set(extras) - set(EXTRA_DEFAULTS)
         if unknown:
             raise AltaValidationError(
-                f"connection {conn_id!r} has unknown extras {sorted(unknown)}; "
-                f"known ones are {sorted(EXTRA_DEFAULTS)}"
+                f"connection {conn_id!r} has unknown extras {sorted(unknown)}; known ones are {sorted(EXTRA_DEFAULTS)}"
             )
         if not password:
             raise AltaValidationError(
@@ -77,7 +74,9 @@ class AltaConnectionConfig:
         return cls(
             base_url=normalize_base_url(host),
             api_key=password,
-            connect_timeout=float(ensure_positive_number(merged["connect_timeout"], "connection extra 'connect_timeout'")),
+            connect_timeout=float(
+                ensure_positive_number(merged["connect_timeout"], "connection extra 'connect_timeout'")
+            ),
             read_timeout=float(ensure_positive_number(merged["timeout"], "connection extra 'timeout'")),
             sync_invoke_timeout=float(
                 ensure_positive_number(merged["sync_invoke_timeout"], "connection extra 'sync_invoke_timeout'")

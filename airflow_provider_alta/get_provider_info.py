@@ -64,7 +64,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries of one request on transient errors (invoke only when provably not started).",
+                        "description": "Retries of one request on transient errors (invoke: only if not started).",
                         "schema": {"type": ["integer", "null"], "minimum": 0, "default": 4},
                     },
                     "retry_max_wait": {

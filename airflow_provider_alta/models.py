@@ -78,9 +78,7 @@ class WorkflowRun:
             )
         run_id = body.get("workflowRunId")
         if not isinstance(run_id, str) or not run_id:
-            raise AltaInvalidResponseError(
-                "Alta's answer has no 'workflowRunId'", endpoint=endpoint
-            )
+            raise AltaInvalidResponseError("Alta's answer has no 'workflowRunId'", endpoint=endpoint)
         raw_status = body.get("status")
         try:
             status = RunStatus(raw_status)

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.ratelimit import RateBudget
-from airflow_provider_alta.retries import backoff_delay, is_transient, RetrySettings
+from airflow_provider_alta.retries import RetrySettings, backoff_delay, is_transient
 from airflow_provider_alta.validation import ensure_positive_number
 
 

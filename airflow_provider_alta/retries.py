@@ -41,13 +41,21 @@ class RetrySettings:
         if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
             from airflow_provider_alta.exceptions import AltaValidationError
 
-            raise AltaValidationError(
-                f"connection extra 'max_retries' must be a whole number >= 0, got {attempts!r}"
-            )
+            raise AltaValidationError(f"connection extra 'max_retries' must be a whole number >= 0, got {attempts!r}")
         return cls(
             max_attempts=1 + attempts if attempts is not None else defaults.max_attempts,
-            max_wait=float(ensure_positive_number(extras.get("retry_max_wait", defaults.max_wait), "connection extra 'retry_max_wait'", allow_zero=True)),
-            backoff_initial=float(ensure_positive_number(extras.get("retry_backoff", defaults.backoff_initial), "connection extra 'retry_backoff'")),
+            max_wait=float(
+                ensure_positive_number(
+                    extras.get("retry_max_wait", defaults.max_wait),
+                    "connection extra 'retry_max_wait'",
+                    allow_zero=True,
+                )
+            ),
+            backoff_initial=float(
+                ensure_positive_number(
+                    extras.get("retry_backoff", defaults.backoff_initial), "connection extra 'retry_backoff'"
+                )
+            ),
             backoff_max=defaults.backoff_max,
         )
 

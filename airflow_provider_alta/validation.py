@@ -42,9 +42,7 @@ def ensure_json_object(value: Any, field: str) -> dict[str, Any]:
         ) from None
     bad_key = _first_non_string_key(value)
     if bad_key is not None:
-        raise AltaValidationError(
-            f"{field} has a non-string key {bad_key!r}; JSON object keys must be strings"
-        )
+        raise AltaValidationError(f"{field} has a non-string key {bad_key!r}; JSON object keys must be strings")
     return value
 
 
@@ -73,9 +71,7 @@ def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
             f"webhooks must be a list of {{'method', 'url', 'headers'}} dicts, got {type(webhooks).__name__}"
         )
     if len(webhooks) > MAX_WEBHOOKS:
-        raise AltaValidationError(
-            f"webhooks has {len(webhooks)} entries; Alta accepts at most {MAX_WEBHOOKS} per run"
-        )
+        raise AltaValidationError(f"webhooks has {len(webhooks)} entries; Alta accepts at most {MAX_WEBHOOKS} per run")
     result = []
     for index, hook in enumerate(webhooks):
         where = f"webhooks[{index}]"
@@ -88,14 +84,11 @@ def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
             )
         method = hook.get("method")
         if not isinstance(method, str) or method.upper() not in WEBHOOK_METHODS:
-            raise AltaValidationError(
-                f"{where}.method is {method!r}; use one of {', '.join(WEBHOOK_METHODS)}"
-            )
+            raise AltaValidationError(f"{where}.method is {method!r}; use one of {', '.join(WEBHOOK_METHODS)}")
         url = hook.get("url")
         if not isinstance(url, str) or not _is_absolute_http_url(url):
             raise AltaValidationError(
-                f"{where}.url is {url!r}; it must be an absolute http:// or https:// URL "
-                "that Alta can reach"
+                f"{where}.url is {url!r}; it must be an absolute http:// or https:// URL that Alta can reach"
             )
         headers = hook.get("headers")
         if headers is not None:

@@ -97,7 +97,9 @@ class _AltaHookBase(BaseHook):
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning("Alta request failed (%s); retrying in %.1f s (attempt %d)", exc, wait, state.attempt_number + 1)
+        self.log.warning(
+            "Alta request failed (%s); retrying in %.1f s (attempt %d)", exc, wait, state.attempt_number + 1
+        )
 
     def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
         self.log.info("Alta %s is %s after %.1f s", run.describe(), run.status.value, elapsed)
@@ -123,9 +125,7 @@ class _AltaHookBase(BaseHook):
             budget=self.budget,
             retry=self._config.retry,
         )
-        return RunWaiter(
-            workflow_run_id, schedule, deadline=deadline, on_status=on_status or self._log_status
-        )
+        return RunWaiter(workflow_run_id, schedule, deadline=deadline, on_status=on_status or self._log_status)
 
 
 class AltaHook(_AltaHookBase):
@@ -148,6 +148,11 @@ class AltaHook(_AltaHookBase):
             self._config_from(self.get_connection(self.alta_conn_id))
         assert self._config is not None
         return self._config
+
+    @property
+    def budget(self) -> RateBudget:
+        """The request budget this process shares among everyone using the same key."""
+        return budget_for(self.config.fingerprint)
 
     def get_conn(self) -> requests.Session:
         """The hook's HTTP session, created on first use."""
@@ -320,8 +325,7 @@ def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransp
 
     reason = exc.args[0] if exc.args else None
     never_sent = isinstance(exc, requests.ConnectTimeout) or (
-        isinstance(reason, MaxRetryError)
-        and isinstance(reason.reason, (NewConnectionError, ConnectTimeoutError))
+        isinstance(reason, MaxRetryError) and isinstance(reason.reason, (NewConnectionError, ConnectTimeoutError))
     )
     if never_sent:
         cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
@@ -329,7 +333,9 @@ def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransp
         cause = "Alta did not answer within the read timeout"
     else:
         cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
-    return AltaTransportError(cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id)
+    return AltaTransportError(
+        cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id
+    )
 
 
 class _SessionPool:
@@ -504,4 +510,6 @@ def _aiohttp_transport_error(request: ApiRequest, exc: Exception) -> AltaTranspo
         cause = "Alta did not answer within the read timeout"
     else:
         cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
-    return AltaTransportError(cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id)
+    return AltaTransportError(
+        cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id
+    )

@@ -150,7 +150,9 @@ class AltaEmulator:
         self.reset()
 
     def reset(self) -> None:
-        self.workflows: dict[str, WorkflowConfig] = {k: WorkflowConfig(**vars(v)) for k, v in self.initial_workflows.items()}
+        self.workflows: dict[str, WorkflowConfig] = {
+            k: WorkflowConfig(**vars(v)) for k, v in self.initial_workflows.items()
+        }
         self.runs: dict[str, Run] = {}
         self.faults: deque[Fault] = deque()
         self.request_log: list[dict[str, Any]] = []
@@ -183,6 +185,7 @@ class AltaEmulator:
         endpoint = _PATHS[request.path]
         entry: dict[str, Any] = {"endpoint": endpoint, "at": time.time(), "status": None}
         self.request_log.append(entry)
+        raw = await request.read()  # read first: a delayed answer's client may be gone later
         fault = self._take_fault(endpoint)
         if fault is not None:
             if fault.kind == "delay":
@@ -194,7 +197,7 @@ class AltaEmulator:
                 response = self._fault_response(fault)
                 entry["status"] = response.status
                 return response
-        response = await self._handle(request, endpoint)
+        response = await self._handle(request, endpoint, raw)
         if fault is not None and fault.kind == "drop_after":
             entry["status"] = "dropped"
             return self._drop(request)
@@ -219,19 +222,26 @@ class AltaEmulator:
     def _fault_response(self, fault: Fault) -> web.Response:
         headers = {}
         if fault.retry_after is not None:
-            headers["Retry-After"] = str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
+            headers["Retry-After"] = (
+                str(int(fault.retry_after)) if float(fault.retry_after).is_integer() else str(fault.retry_after)
+            )
         if fault.kind == "status":
             status = fault.status or 500
             return _error(status, fault.body or _CODES.get(status, "INTERNAL_ERROR"), "injected fault", headers)
         if fault.kind == "html":
             status = fault.status or 502
-            page = f"<html><head><title>{status} Bad Gateway</title></head><body><h1>{status} Bad Gateway</h1><p>nginx</p></body></html>"
+            page = (
+                f"<html><head><title>{status} Bad Gateway</title></head>"
+                f"<body><h1>{status} Bad Gateway</h1><p>nginx</p></body></html>"
+            )
             return web.Response(status=status, text=page, content_type="text/html", headers=headers)
         if fault.kind == "malformed":
-            return web.Response(status=fault.status or 200, text='{"workflowRunId": "abc", "status": ', content_type="application/json")
+            return web.Response(
+                status=fault.status or 200, text='{"workflowRunId": "abc", "status": ', content_type="application/json"
+            )
         return web.json_response(fault.body, status=fault.status or 200)
 
-    async def _handle(self, request: web.Request, endpoint: str) -> web.Response:
+    async def _handle(self, request: web.Request, endpoint: str, raw: bytes) -> web.Response:
         auth = request.headers.get("Authorization", "")
         api_key = auth[7:].strip() if auth.startswith("Bearer ") else ""
         workflow = self.workflows.get(api_key)
@@ -241,7 +251,6 @@ class AltaEmulator:
         headers = limited[1]
         if limited[0] is not None:
             return limited[0]
-        raw = await request.read()
         if len(raw) > MAX_BODY:
             return _error(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {MAX_BODY} bytes", headers)
         try:
@@ -388,8 +397,12 @@ class AltaEmulator:
             return web.json_response({"error": "unknown run"}, status=404)
         now = time.time()
         return web.json_response(
-            {"body": run.body(max(now, run.ends_at)), "ends_at": run.ends_at, "queries": run.queries,
-             "status_now": run.status(now)}
+            {
+                "body": run.body(max(now, run.ends_at)),
+                "ends_at": run.ends_at,
+                "queries": run.queries,
+                "status_now": run.status(now),
+            }
         )
 
     # -- serving -----------------------------------------------------------
@@ -519,7 +532,7 @@ def main(argv: list[str] | None = None) -> None:
     """``alta-emulator``: serve the emulator until interrupted."""
     parser = argparse.ArgumentParser(prog="alta-emulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
-    parser.add_argument("--config", help="JSON file: {\"workflows\": {\"<api key>\": {settings}}}")
+    parser.add_argument("--config", help='JSON file: {"workflows": {"<api key>": {settings}}}')
     parser.add_argument("--port-file", help="write the bound port to this file once listening")
     args = parser.parse_args(argv)
 

@@ -1,0 +1,50 @@
+"""Test settings: a throwaway AIRFLOW_HOME set before Airflow is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="alta-tests-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.pop("AIRFLOW_CONN_ALTA_DEFAULT", None)
+
+#: A distinctive key: tests search logs and errors for it.
+SECRET_KEY = "sk-alta-SECRET-7f3a9c2e1d"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """An initialised metadata database (SQLite) for tests that run DAGs."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+    )
+    return _HOME
+
+
+@pytest.fixture
+def alta_conn(alta_emulator, monkeypatch) -> Iterator[str]:
+    """``alta_default`` pointing at the emulator, with a secret key and quick retries."""
+    alta_emulator.configure(api_key=SECRET_KEY)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTA_DEFAULT",
+        alta_emulator.connection_uri(SECRET_KEY, retry_backoff=0.2, retry_max_wait=20),
+    )
+    from airflow_provider_alta.ratelimit import reset_budgets
+
+    reset_budgets()
+    alta_emulator.api_key = SECRET_KEY
+    yield "alta_default"
+    reset_budgets()

@@ -1,0 +1,137 @@
+"""The pure policies: retry decisions, adaptive polling, shared rate budget."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from airflow_provider_alta.exceptions import (
+    AltaAuthError,
+    AltaNotFoundError,
+    AltaRateLimitError,
+    AltaServerError,
+    AltaTransportError,
+    AltaValidationError,
+)
+from airflow_provider_alta.polling import PollingSettings, PollSchedule, adaptive_interval
+from airflow_provider_alta.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
+from airflow_provider_alta.ratelimit import RateBudget, key_fingerprint
+from airflow_provider_alta.retries import RetrySettings, may_retry, retry_delay
+
+INVOKE = invoke_request({"input": {}})
+QUERY = query_request("r")
+
+
+@pytest.mark.parametrize(
+    ("exc", "invoke", "query"),
+    [
+        (AltaTransportError("refused", sent=False), True, True),
+        (AltaTransportError("reset", sent=True), False, True),
+        (AltaRateLimitError("429", status=429), True, True),
+        (AltaServerError("503", status=503), True, True),
+        (AltaServerError("500", status=500), False, True),
+        (AltaServerError("502", status=502), False, True),
+        (AltaServerError("504", status=504), False, True),
+        (AltaAuthError("401", status=401), False, False),
+        (AltaNotFoundError("404", status=404), False, False),
+    ],
+)
+def test_retry_table(exc, invoke, query):
+    assert may_retry(INVOKE, exc) is invoke
+    assert may_retry(QUERY, exc) is query
+
+
+def test_retry_after_is_honoured_over_backoff():
+    exc = AltaRateLimitError("429", status=429, retry_after=7)
+    assert retry_delay(exc, 1, RetrySettings(), random.Random(1)) == 7
+    backoffs = [retry_delay(AltaServerError("x", status=502), n, RetrySettings(), random.Random(n)) for n in (1, 3, 9)]
+    assert backoffs[0] <= 1.0 and 2.0 <= backoffs[1] <= 4.0 and backoffs[2] <= 30
+
+
+def test_retry_headers_parsed():
+    assert parse_retry_after({"retry-after": "3"}) == 3
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10
+    assert parse_retry_after({}) is None
+    info = parse_rate_limit({"x-ratelimit-limit": "100", "X-RateLimit-Remaining": "7", "X-RateLimit-Reset": "1700"})
+    assert (info.limit, info.remaining, info.reset_at) == (100, 7, 1700.0)
+
+
+def test_adaptive_interval_is_a_clamped_fraction_of_elapsed():
+    s = PollingSettings(min_interval=1, max_interval=300, ratio=0.1, jitter=0)
+    assert adaptive_interval(0, s) == 1
+    assert adaptive_interval(50, s) == 5
+    assert adaptive_interval(10_000, s) == 300
+    jittered = PollingSettings(jitter=0.2)
+    values = [adaptive_interval(100, jittered, random.Random(i)) for i in range(50)]
+    assert all(8 <= v <= 10 for v in values) and len(set(values)) > 1
+
+
+def test_query_count_grows_logarithmically():
+    s = PollingSettings(jitter=0)
+    t, queries = 0.0, 0
+    while t < 3600:
+        t += adaptive_interval(t, s)
+        queries += 1
+    assert queries < 90  # fixed 5 s polling needs 720
+    assert t - 3600 <= 360  # detected within 10 % of the duration
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_interval": 0},
+        {"min_interval": -1},
+        {"max_interval": 0.5, "min_interval": 1},
+        {"ratio": 0},
+        {"jitter": 1.5},
+        {"max_consecutive_failures": 0},
+        {"min_interval": math.inf},
+    ],
+)
+def test_bad_polling_settings(kwargs):
+    with pytest.raises(AltaValidationError):
+        PollingSettings(**kwargs)
+
+
+def test_budget_shares_remaining_quota_between_pollers():
+    budget = RateBudget()
+    budget.observe(
+        parse_rate_limit({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "50", "X-RateLimit-Reset": "1060"}),
+        now=1000,
+    )
+    for _ in range(10):
+        budget.register_poller()
+    # 45 usable requests (5 % reserve) over 60 s for 10 pollers: each waits 60 * 10 / 45 s.
+    assert budget.poll_spacing(now=1000) == pytest.approx(60 * 10 / 45)
+    for _ in range(45):
+        assert budget.acquire(now=1000) == 0
+    assert budget.acquire(now=1000) == pytest.approx(60)  # reserve reached: wait for the window
+    assert budget.acquire(now=1000, for_poll=False) == 0  # an invoke may still use the reserve
+    assert budget.acquire(now=1061) == 0  # new window
+
+
+def test_budget_retry_after_blocks_everyone_and_stale_figures_never_raise_remaining():
+    budget = RateBudget()
+    budget.block(5, now=100)
+    assert budget.acquire(now=101) == pytest.approx(4)
+    assert budget.acquire(now=106) == 0
+    budget.observe(parse_rate_limit({"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "500"}))
+    budget.observe(parse_rate_limit({"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": "500"}))
+    assert budget.snapshot().remaining == 10
+
+
+def test_schedule_fails_fast_on_fatal_and_bounds_transient():
+    s = PollSchedule(PollingSettings(max_consecutive_failures=3, jitter=0), started_at=0)
+    with pytest.raises(AltaAuthError):
+        s.delay_after_failure(AltaAuthError("x", status=401), now=1)
+    assert s.delay_after_failure(AltaRateLimitError("x", status=429, retry_after=9), now=1) >= 9
+    assert s.delay_after_failure(AltaServerError("x", status=502), now=2) >= 1
+    with pytest.raises(AltaServerError):
+        s.delay_after_failure(AltaServerError("x", status=502), now=3)
+
+
+def test_fingerprint_hides_key():
+    fp = key_fingerprint("https://altatech.ai/", "sk-secret")
+    assert "sk-secret" not in fp and fp == key_fingerprint("https://altatech.ai", "sk-secret")

@@ -1,0 +1,57 @@
+"""Provider registration: metadata valid against Airflow's own schemas, and seen by Airflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_alta.get_provider_info import get_provider_info
+
+AIRFLOW_DIR = Path(airflow.__file__).parent
+
+
+def test_provider_info_matches_airflow_schema():
+    schema = json.loads((AIRFLOW_DIR / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_connection_form_matches_strict_schema():
+    schema = json.loads((AIRFLOW_DIR / "provider.yaml.schema.json").read_text())
+    conn_schema = schema["properties"]["connection-types"]
+    jsonschema.validate(get_provider_info()["connection-types"], conn_schema)
+    conn = get_provider_info()["connection-types"][0]
+    assert conn["ui-field-behaviour"]["relabeling"] == {"host": "Base URL", "password": "API Key"}
+    assert set(conn["ui-field-behaviour"]["hidden-fields"]) == {"login", "schema", "port"}
+
+
+def test_package_name_matches_distribution():
+    assert get_provider_info()["package-name"] == metadata.metadata("airflow-provider-alta")["Name"]
+    points = metadata.entry_points(group="apache_airflow_provider")
+    assert any(p.value == "airflow_provider_alta.get_provider_info:get_provider_info" for p in points)
+
+
+def test_airflow_lists_provider_and_connection_type():
+    env = os.environ.copy()
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "airflow-provider-alta" in out
+    hooks = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "airflow_provider_alta.hooks.alta.AltaHook" in hooks
