@@ -14,7 +14,8 @@ import pytest
 _HOME = Path(tempfile.mkdtemp(prefix="alta-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
+DAGS = Path(__file__).parent / "dags"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.pop("AIRFLOW_CONN_ALTA_DEFAULT", None)
 

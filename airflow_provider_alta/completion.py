@@ -1,0 +1,173 @@
+"""What happens when a run has ended, for the operator and the sensor alike.
+
+One path whatever the mode (synchronous, waited in the worker, deferred,
+sensed): check the trigger's event, fail on a FAILED run, enforce the task's
+contracts (output schema, cost and token limits), push the XComs and log one
+closing line. Nothing here talks to Alta.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_alta.exceptions import (
+    AltaContractError,
+    AltaError,
+    AltaInvalidResponseError,
+    AltaRunFailedError,
+    AltaTimeoutError,
+    AltaValidationError,
+)
+from airflow_provider_alta.models import RunStatus, WorkflowRun
+
+#: XCom keys pushed besides ``return_value`` (the run's output).
+XCOM_RUN_ID = "workflow_run_id"
+XCOM_KEYS = (
+    XCOM_RUN_ID,
+    "status",
+    "total_cost",
+    "total_tokens",
+    "workflow_execution_time_ms",
+    "workflow_name",
+    "workflow_version",
+)
+
+EVENT_STATUSES = ("success", "failed", "timeout", "error")
+
+
+def load_schema(schema: Any, field: str, base_dir: Path | None = None) -> dict[str, Any] | None:
+    """A JSON Schema given as a dict or as a path to a ``.json`` file, checked to be valid."""
+    if schema is None:
+        return None
+    if isinstance(schema, str):
+        path = Path(schema)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            schema = json.loads(path.read_text())
+        except OSError as err:
+            raise AltaValidationError(f"{field}: cannot read schema file {str(path)!r} ({err.strerror})") from None
+        except ValueError as err:
+            raise AltaValidationError(f"{field}: schema file {str(path)!r} is not valid JSON ({err})") from None
+    if not isinstance(schema, dict):
+        raise AltaValidationError(
+            f"{field} must be a JSON Schema (a dict) or the path of a .json file, got {type(schema).__name__}"
+        )
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as err:
+        raise AltaValidationError(f"{field} is not a valid JSON Schema: {err.message}") from None
+    return schema
+
+
+def schema_violation(schema: dict[str, Any], value: Any) -> str | None:
+    """The first way ``value`` breaks ``schema`` (with its JSON path), or ``None``."""
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
+    return f"{where}: {error.message}"
+
+
+def run_from_event(event: Any, expected_run_id: str | None) -> WorkflowRun:
+    """Check a trigger event strictly and return the finished run it carries.
+
+    Raises the matching typed error for ``timeout`` / ``error`` events and for
+    anything malformed (events are delivered at least once, and a stale or
+    foreign event must never complete a task).
+    """
+    if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+        raise AltaInvalidResponseError(
+            f"The task resumed with an unexpected trigger event {event!r}; expected a dict with a status "
+            f"in {EVENT_STATUSES}",
+            workflow_run_id=expected_run_id,
+        )
+    run_id = event.get("workflow_run_id")
+    if expected_run_id is not None and run_id != expected_run_id:
+        raise AltaInvalidResponseError(
+            f"The trigger event is about run {run_id!r}, not the run this task waits for",
+            workflow_run_id=expected_run_id,
+        )
+    message = str(event.get("message") or "")
+    if event["status"] == "timeout":
+        raise AltaTimeoutError(message or "Gave up waiting for the workflow run", workflow_run_id=run_id)
+    if event["status"] == "error":
+        raise AltaError(message or "Waiting for the workflow run failed", workflow_run_id=run_id)
+    run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event")
+    if run.workflow_run_id != run_id or not run.is_terminal:
+        raise AltaInvalidResponseError(
+            "The trigger event's run does not match its status or id", workflow_run_id=run_id
+        )
+    return run
+
+
+def run_failed_error(run: WorkflowRun, error_class: type[AltaRunFailedError] = AltaRunFailedError) -> AltaError:
+    detail = run.error_detail or "Alta gave no error detail"
+    return error_class(
+        f"Alta workflow {run.workflow_name or '(unnamed)'} run ended FAILED: {detail}",
+        workflow_run_id=run.workflow_run_id,
+    )
+
+
+def xcom_values(run: WorkflowRun) -> dict[str, Any]:
+    return {
+        XCOM_RUN_ID: run.workflow_run_id,
+        "status": run.status.value,
+        "total_cost": run.total_cost,
+        "total_tokens": run.total_tokens,
+        "workflow_execution_time_ms": run.execution_time_ms,
+        "workflow_name": run.workflow_name,
+        "workflow_version": run.workflow_version,
+    }
+
+
+def finish_run(
+    run: WorkflowRun,
+    *,
+    context: Any,
+    log: Any,
+    push: bool,
+    output_schema: dict[str, Any] | None = None,
+    max_cost: float | None = None,
+    max_tokens: float | None = None,
+    limits_warn_only: bool = False,
+    failed_error: type[AltaRunFailedError] = AltaRunFailedError,
+) -> Any:
+    """Push the run's XComs, enforce the contracts, and return its output."""
+    if push:
+        ti = context["ti"]
+        for key, value in xcom_values(run).items():
+            ti.xcom_push(key=key, value=value)
+    seconds = (run.execution_time_ms or 0) / 1000
+    log.info(
+        "Alta %s ended %s in %.1f s: cost %s credits, %s tokens",
+        run.describe(),
+        run.status.value,
+        seconds,
+        "?" if run.total_cost is None else f"{run.total_cost:g}",
+        "?" if run.total_tokens is None else f"{run.total_tokens:g}",
+    )
+    if run.status is RunStatus.FAILED:
+        raise run_failed_error(run, failed_error)
+    for name, limit, actual in (("max_cost", max_cost, run.total_cost), ("max_tokens", max_tokens, run.total_tokens)):
+        if limit is not None and actual is not None and actual > limit:
+            message = f"The run used {actual:g} ({name.split('_')[1]}), over {name}={limit:g}"
+            if limits_warn_only:
+                log.warning("%s (run %s); continuing because limits_warn_only=True", message, run.workflow_run_id)
+            else:
+                raise AltaContractError(message, workflow_run_id=run.workflow_run_id)
+    if output_schema is not None:
+        problem = schema_violation(output_schema, run.output)
+        if problem:
+            raise AltaContractError(
+                f"The workflow's output does not match output_schema at {problem}",
+                workflow_run_id=run.workflow_run_id,
+            )
+    return run.output

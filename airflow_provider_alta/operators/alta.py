@@ -1,0 +1,330 @@
+"""The operator that runs an Alta workflow as one Airflow task."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
+from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.validation import (
+    build_invoke_body,
+    ensure_json_object,
+    ensure_positive_number,
+    normalize_webhooks,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_alta.hooks.alta import AltaHook
+    from airflow_provider_alta.models import WorkflowRun
+
+#: Where the run id is kept across tries (``context["task_state_store"]``).
+STATE_KEY = "alta_workflow_run_id"
+
+
+def _is_unrendered(value: Any) -> bool:
+    """A value Airflow will still replace before ``execute`` (a template or an XComArg)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return type(value).__name__.endswith("XComArg") or hasattr(value, "resolve")
+
+
+class AltaRunWorkflowOperator(BaseOperator):
+    """Run the Alta workflow selected by a connection's API key, and return its output.
+
+    Modes:
+
+    * default: one synchronous invoke; the task returns the run's ``output``.
+      The fewest requests and the lowest latency for short workflows.
+    * ``run_async=True``: an async invoke, then the worker waits, polling on
+      an adaptive schedule.
+    * ``deferrable=True``: an async invoke on the worker, then the wait moves
+      to the triggerer, freeing the worker slot.
+    * ``wait_for_completion=False``: an async invoke; the task returns the run
+      id at once, for :class:`~airflow_provider_alta.sensors.alta.AltaWorkflowRunSensor`.
+
+    The run id is pushed to XCom (``workflow_run_id``) and stored in the task's
+    state store before any waiting, so a retry reattaches to a live run or
+    takes a finished run's result instead of paying for a second run
+    (``durable=False`` turns that off). Alta has no cancel endpoint: a killed
+    task leaves its run going, and says so.
+
+    :param input: the workflow's Start-node parameters: a dict, a JSON string,
+        or an XComArg resolving to one. Templated.
+    :param alta_conn_id: an ``alta`` connection; its key selects the workflow.
+    :param user_id: optional end-user label sent as ``userId``. Templated.
+    :param run_async: invoke asynchronously and wait in the worker.
+    :param wait_for_completion: ``False`` returns the run id without waiting.
+    :param deferrable: wait in the triggerer (implies an async invoke).
+    :param timeout: seconds to wait for the run (``None``: no limit). Separate
+        from Airflow's ``execution_timeout``, which bounds the whole task.
+    :param poll_min_interval: shortest pause between queries, seconds.
+    :param poll_max_interval: longest pause between queries, seconds.
+    :param poll_ratio: the pause as a fraction of the run's age so far.
+    :param webhooks: up to 5 ``{"method", "url", "headers"}`` callbacks for the
+        async run. Header values are masked as secrets. Templated.
+    :param input_schema: JSON Schema (dict or ``.json`` path) the input must
+        satisfy before anything is sent. Templated.
+    :param output_schema: JSON Schema the output must satisfy, else the task
+        fails. Templated.
+    :param max_cost: fail when the run's ``totalCost`` exceeds it.
+    :param max_tokens: fail when the run's ``totalTokens`` exceeds it.
+    :param limits_warn_only: only log a warning when a limit is exceeded.
+    :param durable: reattach to the stored run on a retry.
+    """
+
+    template_fields: Sequence[str] = (
+        "input",
+        "user_id",
+        "webhooks",
+        "input_schema",
+        "output_schema",
+        "alta_conn_id",
+    )
+    template_fields_renderers = {
+        "input": "json",
+        "webhooks": "json",
+        "input_schema": "json",
+        "output_schema": "json",
+    }
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        input: Any,
+        alta_conn_id: str = "alta_default",
+        user_id: str | None = None,
+        run_async: bool = False,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        timeout: float | timedelta | None = None,
+        poll_min_interval: float = 1.0,
+        poll_max_interval: float = 300.0,
+        poll_ratio: float = 0.1,
+        webhooks: list[dict[str, Any]] | None = None,
+        input_schema: dict[str, Any] | str | None = None,
+        output_schema: dict[str, Any] | str | None = None,
+        max_cost: float | None = None,
+        max_tokens: float | None = None,
+        limits_warn_only: bool = False,
+        durable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.input = input
+        self.alta_conn_id = alta_conn_id
+        self.user_id = user_id
+        self.run_async = run_async
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        self.webhooks = webhooks
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.max_cost = max_cost
+        self.max_tokens = max_tokens
+        self.limits_warn_only = limits_warn_only
+        self.durable = durable
+        self.polling = PollingSettings(
+            min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio
+        )
+        self._run_id: str | None = None
+        self._check_settings()
+        self._check_values(rendered=False)
+
+    # -- validation ----------------------------------------------------------
+    def _check_settings(self) -> None:
+        for name in ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.deferrable and not self.wait_for_completion:
+            raise AltaValidationError(
+                "deferrable=True needs wait_for_completion=True; to start a run and wait elsewhere, use "
+                "wait_for_completion=False here and a deferrable AltaWorkflowRunSensor downstream"
+            )
+        ensure_positive_number(self.timeout, "timeout", allow_none=True)
+        ensure_positive_number(self.max_cost, "max_cost", allow_none=True, allow_zero=True)
+        ensure_positive_number(self.max_tokens, "max_tokens", allow_none=True, allow_zero=True)
+
+    @property
+    def asynchronous(self) -> bool:
+        """Whether the invoke is asynchronous (every mode but the default one)."""
+        return self.run_async or self.deferrable or not self.wait_for_completion
+
+    @property
+    def mode(self) -> str:
+        if not self.wait_for_completion:
+            return "async, not waiting"
+        if self.deferrable:
+            return "async, deferred to the triggerer"
+        return "async, waiting in the worker" if self.run_async else "synchronous"
+
+    def _schema_dir(self) -> Path | None:
+        fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
+        return Path(fileloc).parent if fileloc else None
+
+    def _check_values(self, *, rendered: bool) -> None:
+        """Check every argument that is already known; after rendering, all of them."""
+        if rendered or not _is_unrendered(self.input):
+            if isinstance(self.input, str):
+                try:
+                    self.input = json.loads(self.input)
+                except ValueError:
+                    raise AltaValidationError(
+                        "input is a string that is not JSON; pass a dict or a JSON object string"
+                    ) from None
+            ensure_json_object(self.input, "input")
+        if (rendered or not _is_unrendered(self.webhooks)) and self.webhooks is not None:
+            if not self.asynchronous:
+                raise AltaValidationError(
+                    "webhooks are only delivered for asynchronous runs; set run_async=True, deferrable=True "
+                    "or wait_for_completion=False"
+                )
+            normalize_webhooks(self.webhooks)
+        for field in ("input_schema", "output_schema"):
+            value = getattr(self, field)
+            if rendered or not _is_unrendered(value):
+                load_schema(value, field, self._schema_dir())
+        if (rendered or not _is_unrendered(self.user_id)) and self.user_id is not None:
+            if not isinstance(self.user_id, str) or not self.user_id:
+                raise AltaValidationError(f"user_id must be a non-empty string or None, got {self.user_id!r}")
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)
+        # Mask webhook header values before Airflow stores the rendered fields.
+        from airflow.sdk.log import mask_secret
+
+        for hook in self.webhooks or []:
+            if isinstance(hook, dict) and isinstance(hook.get("headers"), dict):
+                for value in hook["headers"].values():
+                    if isinstance(value, str) and value:
+                        mask_secret(value)
+
+    # -- execution -----------------------------------------------------------
+    @cached_property
+    def hook(self) -> AltaHook:
+        from airflow_provider_alta.hooks.alta import AltaHook
+
+        return AltaHook(self.alta_conn_id)
+
+    def _validate_before_send(self) -> None:
+        """Every check before the first request: arguments, schemas, the invoke body itself."""
+        self._check_values(rendered=True)
+        schema = load_schema(self.input_schema, "input_schema", self._schema_dir())
+        if schema is not None:
+            from airflow_provider_alta.completion import schema_violation
+
+            problem = schema_violation(schema, self.input)
+            if problem:
+                raise AltaValidationError(f"input does not match input_schema at {problem}; nothing was sent")
+        build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=self.webhooks)
+
+    def execute(self, context: Context) -> Any:
+        self._validate_before_send()
+        run = self._reattach_or_invoke(context)
+        self._run_id = run.workflow_run_id
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
+        if not self.wait_for_completion:
+            return run.workflow_run_id
+        if not run.is_terminal:
+            started_at = run.start_time_ms / 1000 if run.start_time_ms else time.time()
+            if self.deferrable:
+                self._defer(run, started_at)
+            run = self.hook.wait_for_run(
+                run.workflow_run_id,
+                timeout=self.timeout,
+                polling=self.polling,
+                started_at=started_at,
+                initial=run,
+            )
+        return self._finish(run, context)
+
+    def _reattach_or_invoke(self, context: Context) -> WorkflowRun:
+        """Reuse the run a previous try started when it is live or succeeded; else invoke."""
+        store = context.get("task_state_store") if self.durable else None
+        if self.durable and store is None:
+            self.log.warning(
+                "This Airflow has no task_state_store: a retry of this task cannot reattach to its Alta run "
+                "and will start a new one"
+            )
+        stored = store.get(STATE_KEY) if store is not None else None
+        if isinstance(stored, str) and stored:
+            try:
+                previous = self.hook.get_run(stored)
+            except AltaNotFoundError:
+                self.log.warning("The run %s of a previous try is unknown to Alta; starting a new run", stored)
+            else:
+                if previous.status.value != "FAILED":
+                    self.log.info(
+                        "Reattaching to Alta %s from a previous try (status %s); no new run started",
+                        previous.describe(),
+                        previous.status.value,
+                    )
+                    return previous
+                self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
+        self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
+        run = self.hook.invoke_workflow(
+            self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=self.webhooks
+        )
+        self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
+        if store is not None:
+            store.set(STATE_KEY, run.workflow_run_id)
+        return run
+
+    def _defer(self, run: WorkflowRun, started_at: float) -> None:
+        from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+
+        deadline = time.time() + self.timeout if self.timeout is not None else None
+        self.log.info("Deferring: the triggerer waits for Alta %s", run.describe())
+        self.defer(
+            trigger=AltaWorkflowRunTrigger(
+                workflow_run_id=run.workflow_run_id,
+                alta_conn_id=self.alta_conn_id,
+                deadline=deadline,
+                started_at=started_at,
+                polling=self.polling.to_dict(),
+            ),
+            method_name="execute_complete",
+            kwargs={"workflow_run_id": run.workflow_run_id},
+            timeout=None,
+        )
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
+    ) -> Any:
+        """Resume after the trigger fired: check the event strictly and finish like the other modes."""
+        run = run_from_event(event, workflow_run_id)
+        self._run_id = run.workflow_run_id
+        return self._finish(run, context)
+
+    def _finish(self, run: WorkflowRun, context: Context) -> Any:
+        return finish_run(
+            run,
+            context=context,
+            log=self.log,
+            push=self.do_xcom_push,
+            output_schema=load_schema(self.output_schema, "output_schema", self._schema_dir()),
+            max_cost=self.max_cost,
+            max_tokens=self.max_tokens,
+            limits_warn_only=self.limits_warn_only,
+        )
+
+    def on_kill(self) -> None:
+        if self._run_id:
+            self.log.warning(
+                "The task was killed, but Alta has no cancel endpoint: workflow run %s keeps running remotely "
+                "and may still consume credits",
+                self._run_id,
+            )

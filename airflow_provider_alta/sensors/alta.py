@@ -1,0 +1,138 @@
+"""The sensor that waits for an Alta run started elsewhere."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.bases.sensor import PokeReturnValue
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+
+from airflow_provider_alta.completion import finish_run, load_schema, run_from_event
+from airflow_provider_alta.exceptions import AltaRunFailedError, AltaTimeoutError
+from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.validation import ensure_run_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_alta.hooks.alta import AltaHook
+    from airflow_provider_alta.models import WorkflowRun
+
+
+class AltaWorkflowRunFailedError(AltaRunFailedError, AirflowFailException):
+    """The sensed run FAILED: a retry cannot change that, so the task fails without retrying."""
+
+
+class AltaWorkflowRunSensor(BaseSensorOperator):
+    """Wait for an Alta workflow run to end; return its output.
+
+    Usually downstream of ``AltaRunWorkflowOperator(wait_for_completion=False)``::
+
+        start = AltaRunWorkflowOperator(task_id="start", input=..., wait_for_completion=False)
+        wait = AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, deferrable=True)
+
+    A FAILED run fails the task (or skips it with ``soft_fail=True``). On
+    success the output is the task's return value and the same XCom keys as
+    the operator's are pushed.
+
+    :param workflow_run_id: the run to wait for. Templated.
+    :param alta_conn_id: the connection whose key started the run.
+    :param deferrable: wait in the triggerer instead of poking from a worker.
+    :param output_schema: JSON Schema the output must satisfy. Templated.
+    :param poll_min_interval: shortest pause between queries when deferred.
+    :param poll_max_interval: longest pause between queries when deferred.
+    :param poll_ratio: pause as a fraction of the run's age, when deferred.
+    """
+
+    template_fields: Sequence[str] = ("workflow_run_id", "alta_conn_id", "output_schema")
+    template_fields_renderers = {"output_schema": "json"}
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        workflow_run_id: str,
+        alta_conn_id: str = "alta_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        output_schema: dict[str, Any] | str | None = None,
+        poll_min_interval: float = 1.0,
+        poll_max_interval: float = 300.0,
+        poll_ratio: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_run_id = workflow_run_id
+        self.alta_conn_id = alta_conn_id
+        self.deferrable = deferrable
+        self.output_schema = output_schema
+        self.polling = PollingSettings(
+            min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio
+        )
+        if isinstance(workflow_run_id, str) and "{{" not in workflow_run_id:
+            ensure_run_id(workflow_run_id)
+        if isinstance(output_schema, dict):
+            load_schema(output_schema, "output_schema")
+
+    @cached_property
+    def hook(self) -> AltaHook:
+        from airflow_provider_alta.hooks.alta import AltaHook
+
+        return AltaHook(self.alta_conn_id)
+
+    def _finish(self, run: WorkflowRun, context: Context) -> Any:
+        return finish_run(
+            run,
+            context=context,
+            log=self.log,
+            push=self.do_xcom_push,
+            output_schema=load_schema(self.output_schema, "output_schema"),
+            failed_error=AltaWorkflowRunFailedError,
+        )
+
+    def execute(self, context: Context) -> Any:
+        self.workflow_run_id = ensure_run_id(self.workflow_run_id)
+        load_schema(self.output_schema, "output_schema")
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
+        self.defer(
+            trigger=AltaWorkflowRunTrigger(
+                workflow_run_id=self.workflow_run_id,
+                alta_conn_id=self.alta_conn_id,
+                deadline=time.time() + float(timeout),
+                polling=self.polling.to_dict(),
+            ),
+            method_name="execute_complete",
+            kwargs={"workflow_run_id": self.workflow_run_id},
+            timeout=None,
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        run = self.hook.get_run(self.workflow_run_id)
+        if not run.is_terminal:
+            self.log.info("Alta %s is %s", run.describe(), run.status.value)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(run, context))
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
+    ) -> Any:
+        """Resume after the trigger fired: the same checks and XComs as poke mode."""
+        try:
+            run = run_from_event(event, workflow_run_id)
+            return self._finish(run, context)
+        except AltaTimeoutError as err:
+            if self.soft_fail:
+                raise AirflowSkipException(str(err)) from err
+            raise AirflowSensorTimeout(str(err)) from err
+        except AltaWorkflowRunFailedError as err:
+            if self.soft_fail:
+                raise AirflowSkipException(str(err)) from err
+            raise

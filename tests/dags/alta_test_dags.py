@@ -1,0 +1,128 @@
+"""DAGs the operator and sensor tests run with ``dag.test()`` against the emulator."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
+
+START = datetime.datetime(2026, 1, 1)
+FAST = {"poll_min_interval": 0.2, "poll_max_interval": 0.5}
+NEWS_SCHEMA = {
+    "type": "object",
+    "required": ["news"],
+    "properties": {"news": {"type": "array", "minItems": 1, "items": {"required": ["title", "summary"]}}},
+}
+
+
+class CrashesOnFirstTry(AltaRunWorkflowOperator):
+    """Simulates a worker lost right after the run id was stored (try 1 only)."""
+
+    def _reattach_or_invoke(self, context: Any) -> Any:
+        run = super()._reattach_or_invoke(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("worker lost after the invoke")
+        return run
+
+
+def dag(dag_id: str) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, tags=["alta-test"])
+
+
+@task
+def count_news(output: dict) -> int:
+    return len(output["news"])
+
+
+with dag("t_sync") as t_sync:
+    run = AltaRunWorkflowOperator(task_id="run", input={"topic": "News"}, user_id="tests")
+    count_news(run.output)
+
+with dag("t_async_worker") as t_async_worker:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, run_async=True, **FAST)
+
+with dag("t_no_wait") as t_no_wait:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, wait_for_completion=False)
+
+with dag("t_failed") as t_failed:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, run_async=True, **FAST)
+
+with dag("t_timeout") as t_timeout:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, run_async=True, timeout=1.5, **FAST)
+
+with dag("t_contracts") as t_contracts:
+    AltaRunWorkflowOperator(
+        task_id="schema_ok", input={"topic": "AI"}, output_schema=NEWS_SCHEMA, max_cost=1, max_tokens=5000
+    )
+    AltaRunWorkflowOperator(
+        task_id="schema_broken",
+        input={"topic": "AI"},
+        output_schema={"type": "object", "required": ["headline"]},
+    )
+    AltaRunWorkflowOperator(task_id="too_expensive", input={"topic": "AI"}, max_cost=0.1)
+    AltaRunWorkflowOperator(task_id="warn_only", input={"topic": "AI"}, max_tokens=10, limits_warn_only=True)
+
+with dag("t_input_schema") as t_input_schema:
+    AltaRunWorkflowOperator(
+        task_id="run",
+        input={"topic": ""},
+        input_schema={"type": "object", "properties": {"topic": {"type": "string", "minLength": 3}}},
+    )
+
+with dag("t_templated") as t_templated:
+
+    @task
+    def make_input() -> dict:
+        return {"topic": "Templated"}
+
+    made = make_input()
+    from_xcomarg = AltaRunWorkflowOperator(task_id="from_xcomarg", input=made)
+    from_jinja = AltaRunWorkflowOperator(
+        task_id="from_jinja", input="{{ ti.xcom_pull(task_ids='make_input') | tojson }}"
+    )
+    made >> from_jinja
+
+with dag("t_mapped") as t_mapped:
+    AltaRunWorkflowOperator.partial(task_id="run").expand(input=[{"topic": f"T{i}"} for i in range(5)])
+
+with dag("t_durable_live") as t_durable_live:
+    CrashesOnFirstTry(
+        task_id="run", input={"topic": "AI"}, run_async=True, retries=1, retry_delay=datetime.timedelta(0), **FAST
+    )
+
+with dag("t_durable_finished") as t_durable_finished:
+    CrashesOnFirstTry(task_id="run", input={"topic": "AI"}, retries=1, retry_delay=datetime.timedelta(0))
+
+with dag("t_deferrable") as t_deferrable:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "Deferred"}, deferrable=True, timeout=30, **FAST)
+
+with dag("t_deferrable_timeout") as t_deferrable_timeout:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, deferrable=True, timeout=1.5, **FAST)
+
+with dag("t_deferred_retry") as t_deferred_retry:
+    CrashesOnFirstTry(
+        task_id="run", input={"topic": "AI"}, deferrable=True, retries=1, retry_delay=datetime.timedelta(0), **FAST
+    )
+
+with dag("t_sensor_deferred") as t_sensor_deferred:
+    start = AltaRunWorkflowOperator(
+        task_id="start",
+        input={"topic": "Sensed"},
+        wait_for_completion=False,
+        webhooks=[{"method": "POST", "url": "http://127.0.0.1:9/alta", "headers": {"X-Token": "{{ var.value.get('alta_hook_token', 'whk-SECRET-41') }}"}}],
+    )
+    AltaWorkflowRunSensor(
+        task_id="wait", workflow_run_id=start.output, deferrable=True, output_schema=NEWS_SCHEMA, **FAST
+    )
+
+with dag("t_sensor_poke") as t_sensor_poke:
+    start = AltaRunWorkflowOperator(task_id="start", input={"topic": "Poked"}, wait_for_completion=False)
+    AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, poke_interval=0.3)
+
+with dag("t_sensor_soft_fail") as t_sensor_soft_fail:
+    start = AltaRunWorkflowOperator(task_id="start", input={"topic": "Poked"}, wait_for_completion=False)
+    AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, poke_interval=0.3, soft_fail=True)
