@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-_HOME = Path(tempfile.mkdtemp(prefix="alta-tests-airflow-"))
+# setdefault: one home per test process, however often this module is imported.
+_HOME = Path(os.environ.setdefault("ALTA_TESTS_AIRFLOW_HOME", tempfile.mkdtemp(prefix="alta-tests-airflow-")))
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 DAGS = Path(__file__).parent / "dags"

@@ -1,0 +1,192 @@
+"""AltaRunWorkflowOperator in real DAG runs (dag.test) against the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_alta.exceptions import AltaValidationError
+from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from tests.dag_runner import run_dag
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
+
+
+def expected_output(emulator, run_id):
+    return emulator.run(run_id)["body"]["output"]
+
+
+def test_sync_mode_returns_output_and_all_xcoms(alta_emulator):
+    alta_emulator.configure(duration=0.2)
+    result = run_dag("t_sync")
+    assert result.state == "success"
+    run_id = result.xcom("run", "workflow_run_id")
+    assert result.xcom("run") == expected_output(alta_emulator, run_id)
+    assert result.xcom("count_news") == 2  # a TaskFlow task consumed the output
+    assert result.xcom("run", "status") == "SUCCEED"
+    assert result.xcom("run", "total_cost") == pytest.approx(0.6928)
+    assert result.xcom("run", "total_tokens") == 1745
+    assert result.xcom("run", "workflow_execution_time_ms") == 200
+    assert result.xcom("run", "workflow_name") == "todayNews"
+    assert result.xcom("run", "workflow_version") == "1.0.1"
+    assert alta_emulator.invoke_count() == 1
+    assert alta_emulator.request_count("query") == 0  # one synchronous request, nothing else
+
+
+def test_async_worker_mode(alta_emulator):
+    alta_emulator.configure(duration=1.0)
+    result = run_dag("t_async_worker")
+    assert result.state == "success"
+    run_id = result.xcom("run", "workflow_run_id")
+    assert result.xcom("run") == expected_output(alta_emulator, run_id)
+    assert 1 <= alta_emulator.request_count("query") <= 8
+
+
+def test_no_wait_returns_run_id_at_once(alta_emulator):
+    alta_emulator.configure(duration=30)
+    result = run_dag("t_no_wait")
+    assert result.state == "success"
+    run_id = result.xcom("run")
+    assert run_id == result.xcom("run", "workflow_run_id")
+    assert alta_emulator.run(run_id)["status_now"] in ("PENDING", "RUNNING")
+    assert alta_emulator.request_count("query") == 0
+
+
+def test_failed_run_fails_task_with_run_id(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.3, outcome="fail")
+    result = run_dag("t_failed")
+    assert result.state == "failed"
+    run_id = result.xcom("run", "workflow_run_id")
+    out = capsys.readouterr().out
+    assert "AltaRunFailedError" in out
+    assert f"workflow_run_id={run_id}" in out
+    assert "todayNews" in out and "Summarise" in out
+    assert result.xcom("run", "status") == "FAILED"
+
+
+def test_timeout_fails_task_saying_run_may_continue(alta_emulator, capsys):
+    alta_emulator.configure(duration=30)
+    result = run_dag("t_timeout")
+    assert result.state == "failed"
+    out = capsys.readouterr().out
+    assert "AltaTimeoutError" in out and "may still be running" in out
+    assert result.xcom("run", "workflow_run_id") in out
+
+
+def test_contracts(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.1)
+    result = run_dag("t_contracts")
+    out = capsys.readouterr().out
+    assert result.ti("schema_ok").state == "success"
+    assert result.ti("schema_broken").state == "failed"
+    assert "does not match output_schema at $: 'headline' is a required property" in out
+    assert result.ti("too_expensive").state == "failed"
+    assert "over max_cost=0.1" in out
+    assert result.ti("warn_only").state == "success"
+    assert "over max_tokens=10" in out and "limits_warn_only" in out
+    assert result.xcom("too_expensive", "total_cost") == pytest.approx(0.6928)
+
+
+def test_input_schema_violation_sends_nothing(alta_emulator, capsys):
+    result = run_dag("t_input_schema")
+    assert result.state == "failed"
+    assert "input does not match input_schema at $['topic']" in capsys.readouterr().out
+    assert alta_emulator.request_count() == 0
+
+
+def test_templated_input_from_upstream(alta_emulator):
+    alta_emulator.configure(duration=0.1)
+    result = run_dag("t_templated")
+    assert result.state == "success"
+    for task_id in ("from_xcomarg", "from_jinja"):
+        assert result.xcom(task_id)["news"][0]["title"] == "Templated: the day's leading story"
+
+
+def test_mapped_over_five_inputs(alta_emulator):
+    alta_emulator.configure(duration=0.1)
+    result = run_dag("t_mapped")
+    assert result.state == "success"
+    titles = [result.xcom("run", map_index=i)["news"][0]["title"] for i in range(5)]
+    assert titles == [f"T{i}: the day's leading story" for i in range(5)]
+    assert alta_emulator.invoke_count() == 5
+
+
+@pytest.mark.parametrize("dag_id", ["t_durable_live", "t_durable_finished", "t_deferred_retry"])
+def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id):
+    alta_emulator.configure(duration=1.0)
+    result = run_dag(dag_id)
+    assert result.state == "success"
+    assert result.ti("run").try_number == 2
+    assert alta_emulator.invoke_count() == 1
+    run_id = result.xcom("run", "workflow_run_id")
+    assert result.xcom("run") == expected_output(alta_emulator, run_id)
+
+
+def test_deferrable_success(alta_emulator):
+    alta_emulator.configure(duration=1.0)
+    result = run_dag("t_deferrable")
+    assert result.state == "success"
+    run_id = result.xcom("run", "workflow_run_id")
+    assert result.xcom("run")["news"][0]["title"].startswith("Deferred:")
+    assert result.xcom("run", "total_tokens") == 1745
+    assert alta_emulator.invoke_count() == 1
+    assert alta_emulator.run(run_id)["queries"] >= 1
+
+
+def test_deferrable_failed(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.5, outcome="fail")
+    result = run_dag("t_deferrable")
+    assert result.state == "failed"
+    assert "ended FAILED" in capsys.readouterr().out
+
+
+def test_deferrable_timeout(alta_emulator, capsys):
+    alta_emulator.configure(duration=30)
+    result = run_dag("t_deferrable_timeout")
+    assert result.state == "failed"
+    out = capsys.readouterr().out
+    assert "AltaTimeoutError" in out and result.xcom("run", "workflow_run_id") in out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input": [1, 2]}, "input must be a JSON object"),
+        ({"input": "not json"}, "not JSON"),
+        ({"input": {"t": {1, 2}}}, "not JSON-serialisable"),
+        ({"input": {}, "deferrable": True, "wait_for_completion": False}, "deferrable=True needs"),
+        ({"input": {}, "webhooks": [{"method": "POST", "url": "https://x.io"}]}, "only delivered for asynchronous"),
+        ({"input": {}, "run_async": True, "webhooks": [{"method": "POST", "url": "https://x"}] * 6}, "at most 5"),
+        ({"input": {}, "timeout": -1}, "timeout"),
+        ({"input": {}, "timeout": 0}, "timeout"),
+        ({"input": {}, "poll_min_interval": 0}, "poll_min_interval"),
+        ({"input": {}, "poll_min_interval": 5, "poll_max_interval": 1}, "poll_max_interval"),
+        ({"input": {}, "poll_ratio": -0.1}, "poll_ratio"),
+        ({"input": {}, "max_cost": -1}, "max_cost"),
+        ({"input": {}, "max_tokens": "many"}, "max_tokens"),
+        ({"input": {}, "input_schema": {"type": "nonsense"}}, "not a valid JSON Schema"),
+        ({"input": {}, "output_schema": 42}, "output_schema must be a JSON Schema"),
+        ({"input": {}, "output_schema": "/nonexistent/schema.json"}, "cannot read schema file"),
+        ({"input": {}, "run_async": "yes"}, "run_async must be True or False"),
+        ({"input": {}, "user_id": 5}, "user_id"),
+    ],
+)
+def test_invalid_arguments_fail_at_construction(alta_emulator, kwargs, message):
+    with pytest.raises(AltaValidationError, match=message):
+        AltaRunWorkflowOperator(task_id="bad", **kwargs)
+    assert alta_emulator.request_count() == 0
+
+
+def test_schema_from_json_file(tmp_path):
+    path = tmp_path / "out.json"
+    path.write_text('{"type": "object"}')
+    op = AltaRunWorkflowOperator(task_id="ok", input={}, output_schema=str(path))
+    assert op.output_schema == str(path)
+    path.write_text("{broken")
+    with pytest.raises(AltaValidationError, match="not valid JSON"):
+        AltaRunWorkflowOperator(task_id="bad", input={}, output_schema=str(path))
+
+
+def test_is_async_property_not_shadowed():
+    op = AltaRunWorkflowOperator(task_id="x", input={}, run_async=True)
+    assert op.asynchronous is True
+    assert op.is_async is False  # Airflow's own async-operator flag stays untouched

@@ -1,0 +1,111 @@
+"""AltaWorkflowRunTrigger and AltaAsyncHook against the emulator, in one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook, session_pool
+from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+from tests.conftest import SECRET_KEY
+
+FAST = {"min_interval": 0.2, "max_interval": 0.5, "jitter": 0.0}
+
+pytestmark = pytest.mark.usefixtures("alta_conn")
+
+
+def start_run(duration: float, emulator, **config) -> str:
+    emulator.configure(duration=duration, **config)
+    return AltaHook().invoke_workflow({"topic": "AI"}, is_async=True).workflow_run_id
+
+
+async def events(trigger: AltaWorkflowRunTrigger) -> list[dict]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_serialize_round_trip_is_plain_json_without_secrets():
+    trigger = AltaWorkflowRunTrigger("run-1", "alta_default", deadline=1_900_000_000.5, started_at=1.0, polling=FAST)
+    path, kwargs = trigger.serialize()
+    assert path == "airflow_provider_alta.triggers.alta.AltaWorkflowRunTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert SECRET_KEY not in json.dumps(kwargs)
+    rebuilt = AltaWorkflowRunTrigger(**kwargs)
+    assert rebuilt.serialize() == (path, kwargs)
+
+
+async def test_success_event_carries_final_run(alta_emulator):
+    run_id = start_run(0.8, alta_emulator)
+    got = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
+    assert len(got) == 1
+    assert got[0]["status"] == "success" and got[0]["workflow_run_id"] == run_id
+    assert got[0]["run"] == alta_emulator.run(run_id)["body"]
+    assert session_pool.open_sessions() == 0  # released after the event
+
+
+async def test_failed_event(alta_emulator):
+    run_id = start_run(0.3, alta_emulator, outcome="fail")
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
+    assert event["status"] == "failed" and event["run"]["status"] == "FAILED"
+
+
+async def test_timeout_with_deadline_already_past(alta_emulator):
+    run_id = start_run(30, alta_emulator)
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, deadline=time.time() - 5, polling=FAST))
+    assert event["status"] == "timeout" and run_id in event["message"]
+    assert alta_emulator.request_count("query") <= 1
+
+
+async def test_timeout_passing_mid_wait(alta_emulator):
+    run_id = start_run(30, alta_emulator)
+    began = time.time()
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, deadline=time.time() + 1.0, polling=FAST))
+    assert event["status"] == "timeout"
+    assert 0.9 <= time.time() - began < 3
+
+
+async def test_auth_error_fails_at_once(alta_emulator, monkeypatch):
+    run_id = start_run(30, alta_emulator)
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri("revoked-key"))
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
+    assert event["status"] == "error" and "AltaAuthError" in event["message"]
+    assert alta_emulator.request_count("query") == 1
+
+
+async def test_rate_limit_and_5xx_waited_out_without_hammering(alta_emulator):
+    run_id = start_run(0.5, alta_emulator)
+    alta_emulator.inject("query", "status", status=429, retry_after=1)
+    alta_emulator.inject("query", "status", status=503, count=2)
+    alta_emulator.inject("query", "status", status=502)
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
+    assert event["status"] == "success"
+    times = alta_emulator.request_times("query")
+    assert len(times) >= 5
+    assert times[1] - times[0] >= 0.95  # Retry-After honoured
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.15  # never a tight loop
+
+
+async def test_async_hook_get_run_and_shared_session(alta_emulator):
+    run_id = start_run(0.1, alta_emulator)
+    async with AltaAsyncHook() as first, AltaAsyncHook() as second:
+        assert first._session is second._session
+        runs = await asyncio.gather(first.get_run(run_id), second.get_run(run_id))
+    assert {r.workflow_run_id for r in runs} == {run_id}
+    assert session_pool.open_sessions() == 0
+
+
+async def test_fifty_triggers_share_one_budget(alta_emulator):
+    """50 naive 0.2 s pollers would send ~375 queries in 1.5 s; the key allows 80 per 10 s, invokes included."""
+    alta_emulator.configure(duration=1.5, rate_limit=80, rate_window=10)
+    hook = AltaHook()
+    run_ids = [hook.invoke_workflow({"topic": f"t{i}"}, is_async=True).workflow_run_id for i in range(50)]
+    triggers = [AltaWorkflowRunTrigger(r, polling={"min_interval": 0.2, "max_interval": 30}) for r in run_ids]
+    results = await asyncio.wait_for(asyncio.gather(*(events(t) for t in triggers)), timeout=60)
+    statuses = [r[0]["status"] for r in results]
+    assert statuses == ["success"] * 50
+    answers = [e["status"] for e in alta_emulator.stats()["request_log"]]
+    assert 429 not in answers
+    assert alta_emulator.request_count("query") <= 2 * 80 - 50
