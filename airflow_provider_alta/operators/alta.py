@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, conf
 
@@ -91,7 +91,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         "output_schema",
         "alta_conn_id",
     )
-    template_fields_renderers = {
+    template_fields_renderers: ClassVar[dict[str, str]] = {
         "input": "json",
         "webhooks": "json",
         "input_schema": "json",
@@ -136,9 +136,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.max_tokens = max_tokens
         self.limits_warn_only = limits_warn_only
         self.durable = durable
-        self.polling = PollingSettings(
-            min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio
-        )
+        self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._check_settings()
         self._check_values(rendered=False)
@@ -196,9 +194,9 @@ class AltaRunWorkflowOperator(BaseOperator):
             value = getattr(self, field)
             if rendered or not _is_unrendered(value):
                 load_schema(value, field, self._schema_dir())
-        if (rendered or not _is_unrendered(self.user_id)) and self.user_id is not None:
-            if not isinstance(self.user_id, str) or not self.user_id:
-                raise AltaValidationError(f"user_id must be a non-empty string or None, got {self.user_id!r}")
+        user_id_known = rendered or not _is_unrendered(self.user_id)
+        if user_id_known and self.user_id is not None and (not isinstance(self.user_id, str) or not self.user_id):
+            raise AltaValidationError(f"user_id must be a non-empty string or None, got {self.user_id!r}")
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)

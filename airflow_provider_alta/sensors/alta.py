@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.bases.sensor import PokeReturnValue
@@ -50,7 +50,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("workflow_run_id", "alta_conn_id", "output_schema")
-    template_fields_renderers = {"output_schema": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"output_schema": "json"}
     ui_color = "#e8f1fb"
 
     def __init__(
@@ -70,9 +70,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         self.alta_conn_id = alta_conn_id
         self.deferrable = deferrable
         self.output_schema = output_schema
-        self.polling = PollingSettings(
-            min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio
-        )
+        self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         if isinstance(workflow_run_id, str) and "{{" not in workflow_run_id:
             ensure_run_id(workflow_run_id)
         if isinstance(output_schema, dict):

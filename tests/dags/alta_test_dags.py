@@ -113,7 +113,13 @@ with dag("t_sensor_deferred") as t_sensor_deferred:
         task_id="start",
         input={"topic": "Sensed"},
         wait_for_completion=False,
-        webhooks=[{"method": "POST", "url": "http://127.0.0.1:9/alta", "headers": {"X-Token": "{{ var.value.get('alta_hook_token', 'whk-SECRET-41') }}"}}],
+        webhooks=[
+            {
+                "method": "POST",
+                "url": "http://127.0.0.1:9/alta",
+                "headers": {"X-Token": "{{ var.value.get('alta_hook_token', 'whk-SECRET-41') }}"},
+            }
+        ],
     )
     AltaWorkflowRunSensor(
         task_id="wait", workflow_run_id=start.output, deferrable=True, output_schema=NEWS_SCHEMA, **FAST

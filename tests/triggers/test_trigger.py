@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -84,7 +85,7 @@ async def test_rate_limit_and_5xx_waited_out_without_hammering(alta_emulator):
     times = alta_emulator.request_times("query")
     assert len(times) >= 5
     assert times[1] - times[0] >= 0.95  # Retry-After honoured
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.15  # never a tight loop
 
 
