@@ -33,9 +33,13 @@ STATE_KEY = "alta_workflow_run_id"
 
 
 def _is_unrendered(value: Any) -> bool:
-    """A value Airflow will still replace before ``execute`` (a template or an XComArg)."""
+    """A value Airflow will still replace before ``execute``: a template or XComArg, at any depth."""
     if isinstance(value, str):
         return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_is_unrendered(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_is_unrendered(v) for v in value)
     return type(value).__name__.endswith("XComArg") or hasattr(value, "resolve")
 
 
@@ -293,6 +297,7 @@ class AltaRunWorkflowOperator(BaseOperator):
                 deadline=deadline,
                 started_at=started_at,
                 polling=self.polling.to_dict(),
+                last_status=run.status.value,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id},

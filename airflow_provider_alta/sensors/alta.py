@@ -97,6 +97,11 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         load_schema(self.output_schema, "output_schema")
         if not self.deferrable:
             return super().execute(context)
+        # One look before deferring: a run that has already ended needs no trigger, and a trigger that fires
+        # at once can race the scheduler's handling of the deferral (apache/airflow#71580, #72716).
+        done = self.poke(context)
+        if done:
+            return done.xcom_value if isinstance(done, PokeReturnValue) else None
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout

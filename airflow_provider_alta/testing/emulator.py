@@ -158,6 +158,7 @@ class AltaEmulator:
         self.request_log: list[dict[str, Any]] = []
         self.invokes_by_key: dict[str, int] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self.sunk: list[dict[str, Any]] = []
         self.windows: dict[str, tuple[float, int]] = {}
         self.connections_at_reset = self.connections
 
@@ -171,6 +172,7 @@ class AltaEmulator:
         app.router.add_post("/_emulator/faults", self._add_fault)
         app.router.add_put("/_emulator/workflows", self._put_workflow)
         app.router.add_get("/_emulator/runs/{run_id}", self._get_run)
+        app.router.add_route("*", "/_emulator/sink", self._sink)
         app.on_cleanup.append(self._close)
         return app
 
@@ -366,8 +368,22 @@ class AltaEmulator:
             "runs": len(self.runs),
             "connections": self.connections - self.connections_at_reset,
             "webhook_deliveries": self.deliveries,
+            "sink": self.sunk,
             "pending_faults": len(self.faults),
         }
+
+    async def _sink(self, request: web.Request) -> web.Response:
+        """A webhook receiver for tests: records what arrived (header names only)."""
+        self.sunk.append(
+            {
+                "method": request.method,
+                "query": dict(request.query),
+                "header_names": sorted(request.headers),
+                "body": await request.text(),
+                "at": time.time(),
+            }
+        )
+        return web.Response(status=204)
 
     async def _stats(self, _request: web.Request) -> web.Response:
         return web.json_response(self.stats())

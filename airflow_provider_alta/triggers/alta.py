@@ -27,6 +27,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     :param started_at: Unix time the run started, so a rebuilt trigger
         resumes the adaptive schedule where it was.
     :param polling: :class:`PollingSettings` fields as a dict.
+    :param last_status: the status the run was last seen in, when known (the
+        operator has just seen it PENDING): the first query then waits one
+        interval instead of going out at once.
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
     "workflow_run_id", "message", "run"}``; ``run`` is the final run body for
@@ -40,8 +43,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         deadline: float | None = None,
         started_at: float | None = None,
         polling: dict[str, Any] | None = None,
+        last_status: str | None = None,
     ) -> None:
         super().__init__()
+        self.last_status = last_status
         self.workflow_run_id = workflow_run_id
         self.alta_conn_id = alta_conn_id
         self.deadline = deadline
@@ -58,6 +63,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "started_at": self.started_at,
                 "polling": self.polling,
+                "last_status": self.last_status,
             },
         )
 
@@ -70,6 +76,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 "run": run.to_dict() if run is not None else None,
             }
         )
+
+    def _last_seen(self) -> WorkflowRun | None:
+        if self.last_status is None:
+            return None
+        return WorkflowRun.from_response({"workflowRunId": self.workflow_run_id, "status": self.last_status})
 
     def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
         self.log.info("Alta %s is %s after %.0f s", run.describe(), run.status.value, elapsed)
@@ -85,6 +96,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                     started_at=self.started_at,
                     polling=PollingSettings(**self.polling),
                     on_status=self._log_status,
+                    initial=self._last_seen(),
                 )
         except AltaTimeoutError as err:
             yield self._event("timeout", str(err))

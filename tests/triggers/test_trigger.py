@@ -110,3 +110,14 @@ async def test_fifty_triggers_share_one_budget(alta_emulator):
     answers = [e["status"] for e in alta_emulator.stats()["request_log"]]
     assert 429 not in answers
     assert alta_emulator.request_count("query") <= 2 * 80 - 50
+
+
+async def test_known_pending_run_waits_one_interval_before_first_query(alta_emulator):
+    run_id = start_run(0.5, alta_emulator)
+    began = time.time()
+    trigger = AltaWorkflowRunTrigger(run_id, polling={**FAST, "min_interval": 0.6}, last_status="PENDING")
+    (event,) = await events(trigger)
+    assert event["status"] == "success"
+    times = alta_emulator.request_times("query")
+    assert times[0] - began >= 0.55
+    assert len(times) == 1  # the run had ended by the first query

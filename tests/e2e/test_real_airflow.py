@@ -1,0 +1,121 @@
+"""End to end on a real Airflow (LocalExecutor, SQLite, all on 127.0.0.1) against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_alta.testing.emulator import key_id
+from tests.e2e.stack import SECRETS, SLOW_KEY, WORKER_KEY, Stack, wait_for
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = {
+    "alta_sync_invoke": "today_news",
+    "alta_deferrable_etl": "summarise_news",
+    "alta_async_sensor": "wait",
+}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    home = Path(tempfile.mkdtemp(prefix="alta-e2e-airflow-"))
+    stack = Stack(home)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def invokes(stack: Stack, key: str) -> int:
+    return int(stack.emulator("/_emulator/stats")["invokes_by_key"].get(key_id(key), 0))
+
+
+def test_example_dags_succeed_with_the_emulators_output(stack):
+    runs = {dag_id: stack.trigger(dag_id) for dag_id in [*EXAMPLES, "alta_mapped_fanout"]}
+    for dag_id, run_id in runs.items():
+        assert stack.wait_dag_run(dag_id, run_id) == "success", dag_id
+    for dag_id, task_id in EXAMPLES.items():
+        run_id = runs[dag_id]
+        alta_run = stack.xcom(dag_id, run_id, task_id, "workflow_run_id")
+        produced = stack.emulator(f"/_emulator/runs/{alta_run}")["body"]["output"]
+        assert stack.xcom(dag_id, run_id, task_id) == produced
+    fanout = runs["alta_mapped_fanout"]
+    for index in range(5):
+        alta_run = stack.xcom("alta_mapped_fanout", fanout, "news_per_topic", "workflow_run_id", index)
+        produced = stack.emulator(f"/_emulator/runs/{alta_run}")["body"]["output"]
+        assert stack.xcom("alta_mapped_fanout", fanout, "news_per_topic", map_index=index) == produced
+    sink = stack.emulator("/_emulator/stats")["sink"]
+    assert any("Authorization" in hit["header_names"] for hit in sink)  # the webhook was delivered
+
+
+def test_triggerer_restart_keeps_waiting_without_a_second_invoke(stack):
+    run_id = stack.trigger("e2e_triggerer_restart")
+    wait_for(lambda: stack.task_instance("e2e_triggerer_restart", run_id, "run")["state"] == "deferred", 90, "deferral")
+    stack.kill("triggerer", signal.SIGKILL)
+    stack.start_triggerer()
+    assert stack.wait_dag_run("e2e_triggerer_restart", run_id, timeout=180) == "success"
+    assert invokes(stack, SLOW_KEY) == 1
+
+
+def test_worker_loss_retry_reattaches(stack):
+    run_id = stack.trigger("e2e_worker_loss")
+
+    def running_with_run_id() -> bool:
+        ti = stack.task_instance("e2e_worker_loss", run_id, "run")
+        if ti["state"] != "running" or not ti.get("pid"):
+            return False
+        try:
+            stack.xcom("e2e_worker_loss", run_id, "run", "workflow_run_id")
+        except OSError:
+            return False
+        return True
+
+    wait_for(running_with_run_id, 90, "the task to wait on its run")
+    os.kill(stack.task_instance("e2e_worker_loss", run_id, "run")["pid"], signal.SIGKILL)
+    assert stack.wait_dag_run("e2e_worker_loss", run_id, timeout=180) == "success"
+    assert stack.task_instance("e2e_worker_loss", run_id, "run")["try_number"] == 2
+    assert invokes(stack, WORKER_KEY) == 1
+
+
+def test_no_import_errors(stack):
+    errors = stack.request("GET", "/api/v2/importErrors")
+    assert errors["total_entries"] == 0, errors
+
+
+def test_secrets_never_leak(stack):
+    """Runs last: every file under AIRFLOW_HOME, every XCom and rendered field of every run."""
+    hits = []
+    files = [p for p in stack.home.rglob("*") if p.is_file() and p.name != "emulator.json"]  # the emulator's keys
+    assert any(p.suffix == ".db" for p in files) and any("trigger" in p.name for p in files)
+    for path in files:  # task logs, trigger logs, service logs, the metadata DB (trigger kwargs, XCom, ...)
+        data = path.read_bytes()
+        hits += [(str(path), s) for s in SECRETS if s.encode() in data]
+    checked = 0
+    for dag in stack.request("GET", "/api/v2/dags")["dags"]:
+        for run in stack.request("GET", f"/api/v2/dags/{dag['dag_id']}/dagRuns")["dag_runs"]:
+            for ti in stack.task_instances(dag["dag_id"], run["dag_run_id"]):
+                blob = json.dumps(ti.get("rendered_fields"))
+                entries = stack.request(
+                    "GET",
+                    f"/api/v2/dags/{dag['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances/{ti['task_id']}"
+                    f"/xcomEntries?map_index={ti['map_index']}",
+                )["xcom_entries"]
+                for entry in entries:
+                    blob += json.dumps(
+                        stack.xcom(dag["dag_id"], run["dag_run_id"], ti["task_id"], entry["key"], ti["map_index"])
+                    )
+                hits += [(f"{dag['dag_id']}/{ti['task_id']}", s) for s in SECRETS if s in blob]
+                checked += 1
+    assert checked >= 10
+    assert hits == []
+    start = stack.request("GET", "/api/v2/dags/alta_async_sensor/dagRuns")["dag_runs"][0]["dag_run_id"]
+    rendered = stack.task_instance("alta_async_sensor", start, "start")["rendered_fields"]["webhooks"]
+    assert rendered[0]["headers"]["Authorization"] == "***"  # masked, not merely absent
