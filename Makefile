@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy airflow_provider_alta
 
 bench: $(STAMP)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench]'
 	$(PY) bench/run_all.py
 
 clean:

@@ -1,11 +1,12 @@
 """How often to ask Alta whether a run has ended (pure policy, shared by hook and trigger).
 
-The wait before the next query is a fraction (default 10 %) of the time the
+The wait before the next query is a fraction (default 9 %) of the time the
 run has been going, clamped to ``[min_interval, max_interval]``, shortened by
 up to ``jitter`` so that many pollers do not march in step. A run is then
-noticed at most ``max(min_interval, ratio * duration)`` after it ends, while
-the number of queries grows only with the logarithm of its duration: a one
-hour run costs about 70 queries, not the 720 of fixed 5 s polling.
+noticed at most ``max(min_interval, ratio / (1 - ratio) * duration)`` after it
+ends (under 10 % of it with the default), while the number of queries grows
+only with the logarithm of its duration: a one hour run costs about 80
+queries, not the 720 of fixed 5 s polling.
 
 On top of that sits the key's shared :class:`RateBudget`: the interval is
 stretched so every poller sharing the key fits in the remaining quota, and a
@@ -30,7 +31,7 @@ class PollingSettings:
 
     min_interval: float = 1.0
     max_interval: float = 300.0
-    ratio: float = 0.1
+    ratio: float = 0.09
     jitter: float = 0.1
     max_consecutive_failures: int = 10
 

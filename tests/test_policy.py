@@ -63,7 +63,7 @@ def test_adaptive_interval_is_a_clamped_fraction_of_elapsed():
     assert adaptive_interval(0, s) == 1
     assert adaptive_interval(50, s) == 5
     assert adaptive_interval(10_000, s) == 300
-    jittered = PollingSettings(jitter=0.2)
+    jittered = PollingSettings(ratio=0.1, jitter=0.2)
     values = [adaptive_interval(100, jittered, random.Random(i)) for i in range(50)]
     assert all(8 <= v <= 10 for v in values) and len(set(values)) > 1
 

@@ -115,7 +115,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         timeout: float | timedelta | None = None,
         poll_min_interval: float = 1.0,
         poll_max_interval: float = 300.0,
-        poll_ratio: float = 0.1,
+        poll_ratio: float = 0.09,
         webhooks: list[dict[str, Any]] | None = None,
         input_schema: dict[str, Any] | str | None = None,
         output_schema: dict[str, Any] | str | None = None,

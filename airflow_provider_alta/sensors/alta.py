@@ -62,7 +62,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         output_schema: dict[str, Any] | str | None = None,
         poll_min_interval: float = 1.0,
         poll_max_interval: float = 300.0,
-        poll_ratio: float = 0.1,
+        poll_ratio: float = 0.09,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -115,7 +115,9 @@ async def test_fifty_triggers_share_one_budget(alta_emulator):
 async def test_known_pending_run_waits_one_interval_before_first_query(alta_emulator):
     run_id = start_run(0.5, alta_emulator)
     began = time.time()
-    trigger = AltaWorkflowRunTrigger(run_id, polling={**FAST, "min_interval": 0.6, "max_interval": 1.0}, last_status="PENDING")
+    trigger = AltaWorkflowRunTrigger(
+        run_id, polling={**FAST, "min_interval": 0.6, "max_interval": 1.0}, last_status="PENDING"
+    )
     (event,) = await events(trigger)
     assert event["status"] == "success"
     times = alta_emulator.request_times("query")

@@ -1,0 +1,73 @@
+"""Parse-time cost: what importing our operator + sensor adds on top of ``airflow.sdk``.
+
+Each measurement is a fresh interpreter that imports ``airflow.sdk`` first,
+then times the import under test; median of N runs. The HTTP provider's
+``HttpOperator`` + ``HttpSensor`` are measured the same way, side by side,
+when that provider is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+
+PROBE = """
+import json, sys, time
+import airflow.sdk
+before = set(sys.modules)
+t = time.perf_counter()
+{imports}
+elapsed = time.perf_counter() - t
+added = set(sys.modules) - before
+clients = {{m.split('.')[0] for m in added}} & {{'aiohttp', 'requests'}}
+print(json.dumps({{"ms": elapsed * 1000, "http_clients": sorted(clients)}}))
+"""
+
+CANDIDATES = {
+    "airflow-provider-alta operator + sensor": (
+        "airflow_provider_alta",
+        "import airflow_provider_alta.operators.alta, airflow_provider_alta.sensors.alta",
+    ),
+    "HTTP provider HttpOperator + HttpSensor": (
+        "airflow.providers.http",
+        "import airflow.providers.http.operators.http, airflow.providers.http.sensors.http",
+    ),
+}
+
+
+def measure(imports: str, runs: int) -> tuple[float, list[str]]:
+    samples, clients = [], []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE.format(imports=imports)], capture_output=True, text=True, check=True
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        samples.append(result["ms"])
+        clients = result["http_clients"]
+    return statistics.median(samples), clients
+
+
+def main(runs: int = 10) -> list[str]:
+    lines = [
+        f"## Parse-time import cost (median of {runs} fresh interpreters, airflow.sdk already imported)",
+        "",
+        "| modules | median ms | HTTP clients pulled in |",
+        "|---|---|---|",
+    ]
+    for name, (package, imports) in CANDIDATES.items():
+        if importlib.util.find_spec(package.split(".")[0]) is None or (
+            package.startswith("airflow.providers") and importlib.util.find_spec(package) is None
+        ):
+            lines.append(f"| {name} | not installed | |")
+            continue
+        ms, clients = measure(imports, runs)
+        lines.append(f"| {name} | {ms:.1f} | {', '.join(clients) or 'none'} |")
+    print("\n".join(lines))
+    return lines
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""``make bench``: run every benchmark (a few minutes at most) and write bench/report.md."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import hook_overhead
+import import_cost
+import polling_scorecard
+
+
+def main() -> None:
+    lines: list[str] = ["# Benchmark report", ""]
+    for bench in (polling_scorecard, import_cost, hook_overhead):
+        lines += [*bench.main(), ""]
+    report = Path(__file__).parent / "report.md"
+    report.write_text("\n".join(lines))
+    print(f"\nwritten to {report}")
+
+
+if __name__ == "__main__":
+    main()
