@@ -73,7 +73,7 @@ class Stack:
         config = {
             "workflows": {
                 # Runs outlast the scheduler's handling of a deferral (apache/airflow#71580).
-                API_KEY: {"duration": 6.0},
+                API_KEY: {"duration": 12.0},
                 SLOW_KEY: {"duration": 25.0},
                 WORKER_KEY: {"duration": 15.0},
             }
