@@ -42,6 +42,12 @@ class AltaConnectionConfig:
     def fingerprint(self) -> str:
         return key_fingerprint(self.base_url, self.api_key)
 
+    @property
+    def proxy_url(self) -> str | None:
+        """The one proxy aiohttp can use (it takes a single URL): the https one, else the http one."""
+        proxies = self.proxies or {}
+        return proxies.get("https") or proxies.get("http")
+
     @classmethod
     def from_parts(cls, *, conn_id: str, host: str | None, password: str | None, extra: Any) -> AltaConnectionConfig:
         extras = _extras(conn_id, extra)

@@ -19,7 +19,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
+from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError, AltaValidationError
 from airflow_provider_alta.ratelimit import RateBudget
 from airflow_provider_alta.retries import RetrySettings, backoff_delay, is_transient
 from airflow_provider_alta.validation import ensure_positive_number
@@ -40,18 +40,12 @@ class PollingSettings:
         ensure_positive_number(self.max_interval, "poll_max_interval")
         ensure_positive_number(self.ratio, "poll_ratio")
         if self.max_interval < self.min_interval:
-            from airflow_provider_alta.exceptions import AltaValidationError
-
             raise AltaValidationError(
                 f"poll_max_interval ({self.max_interval}) must be >= poll_min_interval ({self.min_interval})"
             )
         if not isinstance(self.jitter, (int, float)) or not 0 <= self.jitter < 1:
-            from airflow_provider_alta.exceptions import AltaValidationError
-
             raise AltaValidationError(f"poll_jitter must be a number in [0, 1), got {self.jitter!r}")
         if not isinstance(self.max_consecutive_failures, int) or self.max_consecutive_failures < 1:
-            from airflow_provider_alta.exceptions import AltaValidationError
-
             raise AltaValidationError(
                 f"max_consecutive_failures must be a whole number >= 1, got {self.max_consecutive_failures!r}"
             )
@@ -90,7 +84,6 @@ class PollSchedule:
         self.retry = retry or RetrySettings()
         self.rng = rng or random.Random()
         self.failures = 0
-        self.queries = 0
 
     def delay_after_status(self, now: float) -> float:
         """The wait after an answer that says the run is still going."""
@@ -116,13 +109,7 @@ class PollSchedule:
 
     def wait_before_send(self, now: float) -> float:
         """Seconds to hold the next query for the shared budget (0 = send now; counts it)."""
-        if self.budget is None:
-            self.queries += 1
-            return 0.0
-        wait = self.budget.acquire(now, for_poll=True)
-        if wait <= 0:
-            self.queries += 1
-        return wait
+        return self.budget.acquire(now, for_poll=True) if self.budget is not None else 0.0
 
 
 class RunWaiter:
@@ -172,8 +159,6 @@ class RunWaiter:
         return self._clamp(self.schedule.delay_after_failure(exc, now), now)
 
     def timeout_error(self) -> AltaError:
-        from airflow_provider_alta.exceptions import AltaTimeoutError
-
         status = self.last.status.value if self.last is not None else "unknown"
         return AltaTimeoutError(
             f"Gave up waiting for the workflow run (last status {status}); it may still be running "

@@ -54,7 +54,7 @@ class RateBudget:
         with self._lock:
             return BudgetSnapshot(self.limit, self.remaining, self.reset_at, self.blocked_until, self.pollers)
 
-    def observe(self, info: RateLimitInfo | None, now: float | None = None) -> None:
+    def observe(self, info: RateLimitInfo | None) -> None:
         """Record the ``X-RateLimit-*`` figures of an answer."""
         if info is None:
             return

@@ -19,8 +19,10 @@ from airflow_provider_alta.exceptions import (
     AltaRateLimitError,
     AltaServerError,
     AltaTransportError,
+    AltaValidationError,
 )
 from airflow_provider_alta.protocol import ApiRequest
+from airflow_provider_alta.validation import ensure_positive_number
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,9 @@ class RetrySettings:
 
     @classmethod
     def from_extras(cls, extras: dict[str, Any]) -> RetrySettings:
-        from airflow_provider_alta.validation import ensure_positive_number
-
         defaults = cls()
         attempts = extras.get("max_retries")
         if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
-            from airflow_provider_alta.exceptions import AltaValidationError
-
             raise AltaValidationError(f"connection extra 'max_retries' must be a whole number >= 0, got {attempts!r}")
         return cls(
             max_attempts=1 + attempts if attempts is not None else defaults.max_attempts,

@@ -19,6 +19,13 @@ WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 @lru_cache(maxsize=1)
+def _invoke_request_validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(invoke_request_schema())
+
+
+@lru_cache(maxsize=1)
 def invoke_request_schema() -> dict[str, Any]:
     """The JSON Schema of the invoke request body, shipped in the package."""
     text = resources.files("airflow_provider_alta.schemas").joinpath("invoke_request.json").read_text()
@@ -151,10 +158,8 @@ def build_invoke_body(
 
 
 def _check_against_schema(body: dict[str, Any]) -> None:
-    import jsonschema
-
     errors = sorted(
-        jsonschema.Draft202012Validator(invoke_request_schema()).iter_errors(body),
+        _invoke_request_validator().iter_errors(body),
         key=lambda e: list(e.path),
     )
     if errors:

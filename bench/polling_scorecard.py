@@ -99,8 +99,8 @@ def _budgeted_day(slots: int, per_day: int, run_seconds: float) -> tuple[int, fl
     state: dict[int, tuple[float, PollSchedule]] = {}
     detected, delays = 0, []
 
-    def answer(now: float) -> None:
-        budget.observe(RateLimitInfo(per_day, per_day - used, day), now)
+    def answer() -> None:
+        budget.observe(RateLimitInfo(per_day, per_day - used, day))
 
     while events:
         now, slot = heapq.heappop(events)
@@ -110,7 +110,7 @@ def _budgeted_day(slots: int, per_day: int, run_seconds: float) -> tuple[int, fl
             if used >= per_day:
                 continue
             used += 1
-            answer(now)
+            answer()
             schedule = PollSchedule(PollingSettings(max_interval=86_400), started_at=now, budget=budget, rng=rng)
             budget.register_poller()
             state[slot] = (now, schedule)
@@ -122,7 +122,7 @@ def _budgeted_day(slots: int, per_day: int, run_seconds: float) -> tuple[int, fl
             heapq.heappush(events, (now + wait, slot))
             continue
         used += 1
-        answer(now)
+        answer()
         if now - started >= run_seconds:
             detected += 1
             delays.append(now - started - run_seconds)

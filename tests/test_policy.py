@@ -98,8 +98,7 @@ def test_bad_polling_settings(kwargs):
 def test_budget_shares_remaining_quota_between_pollers():
     budget = RateBudget()
     budget.observe(
-        parse_rate_limit({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "50", "X-RateLimit-Reset": "1060"}),
-        now=1000,
+        parse_rate_limit({"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "50", "X-RateLimit-Reset": "1060"})
     )
     for _ in range(10):
         budget.register_poller()

@@ -66,19 +66,21 @@ class _AltaHookBase(BaseHook):
         super().__init__(**kwargs)
         self.alta_conn_id = alta_conn_id
         self._config: AltaConnectionConfig | None = None
+        self._budget: RateBudget | None = None
 
     def _config_from(self, conn: Any) -> AltaConnectionConfig:
         self._config = AltaConnectionConfig.from_parts(
             conn_id=self.alta_conn_id, host=conn.host, password=conn.password, extra=conn.extra
         )
+        self._budget = budget_for(self._config.fingerprint)
         return self._config
 
     @property
     def budget(self) -> RateBudget:
         """The request budget this process shares among everyone using the same key."""
-        if self._config is None:
+        if self._budget is None:
             raise RuntimeError("the connection has not been read yet")
-        return budget_for(self._config.fingerprint)
+        return self._budget
 
     def _read_answer(self, request: ApiRequest, status: int, headers: Any, text: str) -> WorkflowRun:
         """Parse an answer; error texts are scrubbed of the key in case the API echoes it."""
@@ -144,15 +146,17 @@ class AltaHook(_AltaHookBase):
 
     @property
     def config(self) -> AltaConnectionConfig:
+        """The connection's settings, read on first use."""
         if self._config is None:
-            self._config_from(self.get_connection(self.alta_conn_id))
-        assert self._config is not None
+            return self._config_from(self.get_connection(self.alta_conn_id))
         return self._config
 
     @property
     def budget(self) -> RateBudget:
         """The request budget this process shares among everyone using the same key."""
-        return budget_for(self.config.fingerprint)
+        if self._budget is None:
+            self._config_from(self.get_connection(self.alta_conn_id))
+        return super().budget
 
     def get_conn(self) -> requests.Session:
         """The hook's HTTP session, created on first use."""
@@ -277,10 +281,11 @@ class AltaHook(_AltaHookBase):
         read_timeout = self.config.read_timeout
         self.budget.register_poller()
         try:
-            if initial is not None and (first := waiter.after_answer(initial, time.time())) is not None:
+            if initial is not None:
+                first = waiter.after_answer(initial, time.time())
+                if first is None:
+                    return initial
                 time.sleep(first)
-            elif initial is not None:
-                return initial
             while True:
                 wait = waiter.before_send(time.time())
                 if wait > 0:
@@ -350,8 +355,7 @@ class _SessionPool:
 
     @staticmethod
     def _key(config: AltaConnectionConfig) -> tuple[Any, ...]:
-        proxy = (config.proxies or {}).get("https") or (config.proxies or {}).get("http")
-        return (id(asyncio.get_running_loop()), config.base_url, config.verify, proxy)
+        return (id(asyncio.get_running_loop()), config.base_url, config.verify, config.proxy_url)
 
     def acquire(self, config: AltaConnectionConfig) -> aiohttp.ClientSession:
         import aiohttp
@@ -403,9 +407,9 @@ class AltaAsyncHook(_AltaHookBase):
         self._session: aiohttp.ClientSession | None = None
 
     async def aconfig(self) -> AltaConnectionConfig:
+        """The connection's settings, read without blocking the event loop on first use."""
         if self._config is None:
-            self._config_from(await self.aget_connection(self.alta_conn_id))
-        assert self._config is not None
+            return self._config_from(await self.aget_connection(self.alta_conn_id))
         return self._config
 
     async def __aenter__(self) -> AltaAsyncHook:
@@ -429,7 +433,6 @@ class AltaAsyncHook(_AltaHookBase):
             await self.__aenter__()
         assert self._session is not None and self._config is not None
         config = self._config
-        proxy = (config.proxies or {}).get("https") or (config.proxies or {}).get("http")
         timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None)
         try:
             async with self._session.post(
@@ -437,7 +440,7 @@ class AltaAsyncHook(_AltaHookBase):
                 data=encode_body(request),
                 headers=request_headers(config.api_key),
                 timeout=timeout,
-                proxy=proxy,
+                proxy=config.proxy_url,
             ) as response:
                 text = await response.text()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -477,10 +480,11 @@ class AltaAsyncHook(_AltaHookBase):
         )
         self.budget.register_poller()
         try:
-            if initial is not None and (first := waiter.after_answer(initial, time.time())) is not None:
+            if initial is not None:
+                first = waiter.after_answer(initial, time.time())
+                if first is None:
+                    return initial
                 await asyncio.sleep(first)
-            elif initial is not None:
-                return initial
             while True:
                 wait = waiter.before_send(time.time())
                 if wait > 0:
