@@ -138,8 +138,7 @@ def build_invoke_body(
     above and the schema cannot drift apart silently.
     """
     ensure_json_object(input, "input")
-    if user_id is not None and (not isinstance(user_id, str) or not user_id):
-        raise AltaValidationError(f"user_id must be a non-empty string or None, got {user_id!r}")
+    ensure_user_id(user_id)
     if not isinstance(is_async, bool):
         raise AltaValidationError(f"is_async must be True or False, got {is_async!r}")
     hooks = normalize_webhooks(webhooks)
@@ -166,6 +165,11 @@ def _check_against_schema(body: dict[str, Any]) -> None:
         err = errors[0]
         where = "/".join(str(p) for p in err.path) or "body"
         raise AltaValidationError(f"invoke request field {where!r} is invalid: {err.message}")
+
+
+def ensure_user_id(value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise AltaValidationError(f"user_id must be a non-empty string or None, got {value!r}")
 
 
 def ensure_run_id(value: Any, field: str = "workflow_run_id") -> str:

@@ -8,17 +8,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator, conf
 
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
     ensure_positive_number,
+    ensure_user_id,
     normalize_webhooks,
 )
 
@@ -198,9 +200,8 @@ class AltaRunWorkflowOperator(BaseOperator):
             value = getattr(self, field)
             if rendered or not _is_unrendered(value):
                 load_schema(value, field, self._schema_dir())
-        user_id_known = rendered or not _is_unrendered(self.user_id)
-        if user_id_known and self.user_id is not None and (not isinstance(self.user_id, str) or not self.user_id):
-            raise AltaValidationError(f"user_id must be a non-empty string or None, got {self.user_id!r}")
+        if rendered or not _is_unrendered(self.user_id):
+            ensure_user_id(self.user_id)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -268,7 +269,7 @@ class AltaRunWorkflowOperator(BaseOperator):
             except AltaNotFoundError:
                 self.log.warning("The run %s of a previous try is unknown to Alta; starting a new run", stored)
             else:
-                if previous.status.value != "FAILED":
+                if previous.status is not RunStatus.FAILED:
                     self.log.info(
                         "Reattaching to Alta %s from a previous try (status %s); no new run started",
                         previous.describe(),
@@ -285,7 +286,7 @@ class AltaRunWorkflowOperator(BaseOperator):
             store.set(STATE_KEY, run.workflow_run_id)
         return run
 
-    def _defer(self, run: WorkflowRun, started_at: float) -> None:
+    def _defer(self, run: WorkflowRun, started_at: float) -> NoReturn:
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None

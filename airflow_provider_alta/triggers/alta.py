@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
-from airflow_provider_alta.models import WorkflowRun
+from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
 
 
@@ -104,7 +104,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         except AltaError as err:
             yield self._event("error", f"{type(err).__name__}: {err}")
             return
-        status = "success" if run.status.value == "SUCCEED" else "failed"
+        status = "success" if run.status is RunStatus.SUCCEED else "failed"
         yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run)
 
     async def on_kill(self) -> None:
