@@ -99,9 +99,9 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             return super().execute(context)
         # One look before deferring: a run that has already ended needs no trigger, and a trigger that fires
         # at once can race the scheduler's handling of the deferral (apache/airflow#71580, #72716).
-        done = self.poke(context)
-        if done:
-            return done.xcom_value if isinstance(done, PokeReturnValue) else None
+        run = self.hook.get_run(self.workflow_run_id)
+        if run.is_terminal:
+            return self._settle(run, context)
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
@@ -110,7 +110,9 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
                 workflow_run_id=self.workflow_run_id,
                 alta_conn_id=self.alta_conn_id,
                 deadline=time.time() + float(timeout),
+                started_at=run.start_time_ms / 1000 if run.start_time_ms else None,
                 polling=self.polling.to_dict(),
+                last_status=run.status.value,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},
@@ -130,11 +132,16 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         """Resume after the trigger fired: the same checks and XComs as poke mode."""
         try:
             run = run_from_event(event, workflow_run_id)
-            return self._finish(run, context)
         except AltaTimeoutError as err:
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err
             raise AirflowSensorTimeout(str(err)) from err
+        return self._settle(run, context)
+
+    def _settle(self, run: WorkflowRun, context: Context) -> Any:
+        """Finish a run outside ``BaseSensorOperator.execute``, honouring ``soft_fail`` as poke mode does."""
+        try:
+            return self._finish(run, context)
         except AltaWorkflowRunFailedError as err:
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err

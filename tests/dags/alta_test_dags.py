@@ -132,3 +132,7 @@ with dag("t_sensor_poke") as t_sensor_poke:
 with dag("t_sensor_soft_fail") as t_sensor_soft_fail:
     start = AltaRunWorkflowOperator(task_id="start", input={"topic": "Poked"}, wait_for_completion=False)
     AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, poke_interval=0.3, soft_fail=True)
+
+with dag("t_sensor_deferred_soft_fail") as t_sensor_deferred_soft_fail:
+    start = AltaRunWorkflowOperator(task_id="start", input={"topic": "Sensed"}, wait_for_completion=False)
+    AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, deferrable=True, soft_fail=True, **FAST)

@@ -42,6 +42,14 @@ def test_failed_run_deferred(alta_emulator):
     assert result.ti("wait").state == "failed"
 
 
+@pytest.mark.parametrize("duration", [0.0, 3.0])
+def test_failed_run_deferred_with_soft_fail_skips(alta_emulator, duration):
+    """Both ways a deferrable sensor can see the failure: before deferring, and from the trigger."""
+    alta_emulator.configure(duration=duration, outcome="fail")
+    result = run_dag("t_sensor_deferred_soft_fail")
+    assert result.ti("wait").state == "skipped"
+
+
 @pytest.mark.parametrize("run_id", ["", "  "])
 def test_empty_run_id_rejected(alta_emulator, run_id):
     with pytest.raises(AltaValidationError, match="workflow_run_id"):
