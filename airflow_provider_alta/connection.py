@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.protocol import DEFAULT_BASE_URL
+from airflow_provider_alta.protocol import DEFAULT_BASE_URL, request_headers
 from airflow_provider_alta.ratelimit import key_fingerprint
 from airflow_provider_alta.retries import RetrySettings
 from airflow_provider_alta.validation import ensure_positive_number
@@ -41,6 +42,11 @@ class AltaConnectionConfig:
     @property
     def fingerprint(self) -> str:
         return key_fingerprint(self.base_url, self.api_key)
+
+    @cached_property
+    def headers(self) -> dict[str, str]:
+        """The request headers, built once; they carry the key, so they are never logged."""
+        return request_headers(self.api_key)
 
     @property
     def proxy_url(self) -> str | None:

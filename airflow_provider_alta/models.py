@@ -69,8 +69,11 @@ class WorkflowRun:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_response(cls, body: Any, *, endpoint: str | None = None) -> WorkflowRun:
-        """Parse an invoke or query answer; raise ``AltaInvalidResponseError`` on a malformed one."""
+    def from_response(cls, body: Any, *, endpoint: str | None = None, copy_body: bool = True) -> WorkflowRun:
+        """Parse an invoke or query answer; raise ``AltaInvalidResponseError`` on a malformed one.
+
+        ``copy_body=False`` keeps ``body`` itself as ``raw``, for a body nobody else holds (just decoded).
+        """
         if not isinstance(body, dict):
             raise AltaInvalidResponseError(
                 f"Alta answered with a JSON {type(body).__name__}, expected an object describing a run",
@@ -103,7 +106,7 @@ class WorkflowRun:
             total_tokens=_opt(body, "totalTokens", number, endpoint),
             start_time_ms=_opt(body, "startTime", number, endpoint),
             end_time_ms=_opt(body, "endTime", number, endpoint),
-            raw=copy.deepcopy(body),
+            raw=copy.deepcopy(body) if copy_body else body,
         )
 
     @property

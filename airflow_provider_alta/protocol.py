@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_alta.exceptions import (
@@ -47,6 +48,11 @@ class ApiRequest:
     def endpoint(self) -> str:
         return f"{self.method} {self.path}"
 
+    @cached_property
+    def payload(self) -> bytes:
+        """The JSON body as sent; a wait re-sends the same query, encoded once."""
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
 
 def invoke_request(body: dict[str, Any]) -> ApiRequest:
     """The invoke call; ``body`` comes from :func:`validation.build_invoke_body`."""
@@ -69,10 +75,6 @@ def request_headers(api_key: str) -> dict[str, str]:
         "Content-Type": "application/json",
         "Accept": "application/json",
     }
-
-
-def encode_body(request: ApiRequest) -> bytes:
-    return json.dumps(request.body, separators=(",", ":")).encode()
 
 
 def join_url(base_url: str, path: str) -> str:
@@ -115,7 +117,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
-    if value is None:
+    if value is None and type(headers) is dict:  # HTTP clients' header maps are case-insensitive already
         lowered = name.lower()
         for key, item in headers.items():
             if key.lower() == lowered:
@@ -154,7 +156,7 @@ def parse_response(
             workflow_run_id=request.workflow_run_id,
         ) from None
     try:
-        run = WorkflowRun.from_response(body, endpoint=request.endpoint)
+        run = WorkflowRun.from_response(body, endpoint=request.endpoint, copy_body=False)
     except AltaInvalidResponseError as err:
         if request.workflow_run_id and not err.workflow_run_id:
             err = AltaInvalidResponseError(

@@ -30,14 +30,12 @@ from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
 from airflow_provider_alta.protocol import (
     ApiRequest,
-    encode_body,
     invoke_request,
     join_url,
     parse_rate_limit,
     parse_response,
     query_request,
     redact,
-    request_headers,
 )
 from airflow_provider_alta.ratelimit import RateBudget, budget_for
 from airflow_provider_alta.retries import outcome_unknown, tenacity_kwargs
@@ -163,12 +161,7 @@ class AltaHook(_AltaHookBase):
         if self._session is None:
             import requests
 
-            config = self.config
-            session = requests.Session()
-            session.verify = config.verify
-            if config.proxies:
-                session.proxies.update(config.proxies)
-            self._session = session
+            self._session = requests.Session()
         return self._session
 
     def close(self) -> None:
@@ -191,9 +184,12 @@ class AltaHook(_AltaHookBase):
         try:
             response = session.post(
                 join_url(config.base_url, request.path),
-                data=encode_body(request),
-                headers=request_headers(config.api_key),
+                data=request.payload,
+                headers=config.headers,
                 timeout=(config.connect_timeout, read_timeout),
+                # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override session.verify.
+                verify=config.verify,
+                proxies=config.proxies,
             )
         except requests.RequestException as exc:
             raise _requests_transport_error(request, exc) from exc
@@ -329,10 +325,13 @@ def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransp
     from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
     reason = exc.args[0] if exc.args else None
-    never_sent = isinstance(exc, requests.ConnectTimeout) or (
+    # A TLS handshake failure happens before the request is written: "not sent" too.
+    never_sent = isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or (
         isinstance(reason, MaxRetryError) and isinstance(reason.reason, (NewConnectionError, ConnectTimeoutError))
     )
-    if never_sent:
+    if isinstance(exc, requests.exceptions.SSLError):
+        cause = "The TLS handshake with Alta failed (see the connection's 'verify' extra); the request was not sent"
+    elif never_sent:
         cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
     elif isinstance(exc, requests.ReadTimeout):
         cause = "Alta did not answer within the read timeout"
@@ -405,6 +404,7 @@ class AltaAsyncHook(_AltaHookBase):
     def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
         super().__init__(alta_conn_id, **kwargs)
         self._session: aiohttp.ClientSession | None = None
+        self._timeout: aiohttp.ClientTimeout | None = None
 
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
@@ -433,13 +433,16 @@ class AltaAsyncHook(_AltaHookBase):
             await self.__aenter__()
         assert self._session is not None and self._config is not None
         config = self._config
-        timeout = aiohttp.ClientTimeout(sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None)
+        if self._timeout is None:
+            self._timeout = aiohttp.ClientTimeout(
+                sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None
+            )
         try:
             async with self._session.post(
                 join_url(config.base_url, request.path),
-                data=encode_body(request),
-                headers=request_headers(config.api_key),
-                timeout=timeout,
+                data=request.payload,
+                headers=config.headers,
+                timeout=self._timeout,
                 proxy=config.proxy_url,
             ) as response:
                 text = await response.text()

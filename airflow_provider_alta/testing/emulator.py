@@ -422,8 +422,8 @@ class AltaEmulator:
         )
 
     # -- serving -----------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Serving:
-        """Serve on ``host:port`` (0 = a free port)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None) -> Serving:
+        """Serve on ``host:port`` (0 = a free port), over TLS when given an ``ssl_context``."""
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         handler = runner.server
@@ -434,7 +434,7 @@ class AltaEmulator:
             return handler()
 
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(factory, host, port, backlog=2048, reuse_address=True)
+        server = await loop.create_server(factory, host, port, backlog=2048, reuse_address=True, ssl=ssl_context)
         return Serving(runner, server, server.sockets[0].getsockname()[1])
 
 
@@ -486,9 +486,12 @@ def _check_input(workflow: WorkflowConfig, run_input: dict[str, Any]) -> str | N
 class EmulatorThread:
     """The emulator running in a background thread of this process (for tests and demos)."""
 
-    def __init__(self, workflows: dict[str, WorkflowConfig] | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, workflows: dict[str, WorkflowConfig] | None = None, *, port: int = 0, ssl_context: Any = None
+    ) -> None:
         self.emulator = AltaEmulator(workflows)
         self._port = port
+        self._ssl_context = ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -497,7 +500,7 @@ class EmulatorThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> EmulatorThread:
         self._thread = threading.Thread(target=self._run, name="alta-emulator", daemon=True)
@@ -510,7 +513,7 @@ class EmulatorThread:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            serving = loop.run_until_complete(self.emulator.start(port=self._port))
+            serving = loop.run_until_complete(self.emulator.start(port=self._port, ssl_context=self._ssl_context))
         except BaseException as exc:
             self._error = exc
             self._ready.set()
@@ -550,14 +553,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--config", help='JSON file: {"workflows": {"<api key>": {settings}}}')
     parser.add_argument("--port-file", help="write the bound port to this file once listening")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     args = parser.parse_args(argv)
+    ssl_context = None
+    if args.tls_cert:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    scheme = "https" if ssl_context else "http"
 
     async def serve() -> None:
         emulator = AltaEmulator(load_workflows(args.config))
-        serving = await emulator.start(port=args.port)
+        serving = await emulator.start(port=args.port, ssl_context=ssl_context)
         if args.port_file:
             Path(args.port_file).write_text(str(serving.port))
-        print(f"Alta emulator listening on http://127.0.0.1:{serving.port}", flush=True)
+        print(f"Alta emulator listening on {scheme}://127.0.0.1:{serving.port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
