@@ -14,7 +14,7 @@ import polling_scorecard
 
 def main() -> None:
     lines: list[str] = ["# Benchmark report", ""]
-    for bench in (polling_scorecard, import_cost, hook_overhead):
+    for bench in (polling_scorecard, import_cost, hook_overhead, triggerer_scale):
         lines += [*bench.main(), ""]
     report = Path(__file__).parent / "report.md"
     report.write_text("\n".join(lines))
