@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_provider_alta.exceptions import (
     AltaError,
+    AltaInvalidResponseError,
     AltaInvokeOutcomeUnknownError,
     AltaRateLimitError,
     AltaServerError,
@@ -90,18 +91,21 @@ def retry_delay(exc: BaseException, attempt: int, settings: RetrySettings, rng: 
 def outcome_unknown(request: ApiRequest, exc: AltaError) -> AltaError:
     """Turn an invoke failure that may hide a started run into an explicit error.
 
-    A read timeout, a dropped connection after sending, or a 500/502/504 on
-    invoke may have started a paid run. Retrying could start a second one, so
-    say that plainly and how to find out instead.
+    A read timeout, a dropped connection after sending, a 500/502/504, or a
+    2xx answer that cannot be read on invoke may have started a paid run.
+    Retrying could start a second one, so say that plainly and how to find
+    out instead.
     """
     if request.idempotent:
         return exc
-    ambiguous = (isinstance(exc, AltaTransportError) and exc.sent) or (
-        isinstance(exc, AltaServerError) and exc.status != 503
+    ambiguous = (
+        (isinstance(exc, AltaTransportError) and exc.sent)
+        or (isinstance(exc, AltaServerError) and exc.status != 503)
+        or isinstance(exc, AltaInvalidResponseError)
     )
     if not ambiguous:
         return exc
-    err = AltaInvokeOutcomeUnknownError(
+    return AltaInvokeOutcomeUnknownError(
         f"The invoke request may have started a workflow run, but no answer confirmed it ({exc.cause}). "
         "It was not retried, to avoid a second paid run. Check the run history in Alta's dashboard "
         "before running the task again",
@@ -109,8 +113,8 @@ def outcome_unknown(request: ApiRequest, exc: AltaError) -> AltaError:
         code=exc.code,
         api_message=exc.api_message,
         endpoint=exc.endpoint,
+        workflow_run_id=exc.workflow_run_id,
     )
-    return err
 
 
 def tenacity_kwargs(request: ApiRequest, settings: RetrySettings, on_retry: Any = None) -> dict[str, Any]:

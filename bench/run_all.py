@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import hook_overhead
 import import_cost
 import polling_scorecard
+import triggerer_scale
 
 
 def main() -> None:

@@ -107,6 +107,7 @@ class _AltaHookBase(BaseHook):
     def _waiter(
         self,
         workflow_run_id: str,
+        config: AltaConnectionConfig,
         *,
         timeout: float | None,
         polling: PollingSettings | None,
@@ -114,7 +115,6 @@ class _AltaHookBase(BaseHook):
         deadline: float | None,
         on_status: StatusCallback | None,
     ) -> RunWaiter:
-        assert self._config is not None
         ensure_positive_number(timeout, "timeout", allow_none=True)
         now = time.time()
         if deadline is None and timeout is not None:
@@ -123,7 +123,7 @@ class _AltaHookBase(BaseHook):
             polling or PollingSettings(),
             started_at=started_at if started_at is not None else now,
             budget=self.budget,
-            retry=self._config.retry,
+            retry=config.retry,
         )
         return RunWaiter(workflow_run_id, schedule, deadline=deadline, on_status=on_status or self._log_status)
 
@@ -268,6 +268,7 @@ class AltaHook(_AltaHookBase):
         request = query_request(ensure_run_id(workflow_run_id))
         waiter = self._waiter(
             request.body["workflowRunId"],
+            self.config,
             timeout=timeout,
             polling=polling,
             started_at=started_at,
@@ -472,9 +473,9 @@ class AltaAsyncHook(_AltaHookBase):
     ) -> WorkflowRun:
         """Poll until the run ends, exactly as :meth:`AltaHook.wait_for_run` does, without blocking."""
         request = query_request(ensure_run_id(workflow_run_id))
-        await self.aconfig()
         waiter = self._waiter(
             request.body["workflowRunId"],
+            await self.aconfig(),
             timeout=timeout,
             polling=polling,
             started_at=started_at,

@@ -1,0 +1,78 @@
+"""Bad arguments to the sensor, trigger, hook waits and connection: a clear error, and not one request.
+
+The invoke arguments (hook) and operator arguments have their own tables in
+tests/hooks and tests/operators; these complete the set.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_alta.exceptions import AltaValidationError
+from airflow_provider_alta.hooks.alta import AltaHook
+from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
+from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+from tests.conftest import SECRET_KEY
+
+SENSOR = [
+    ({"workflow_run_id": ""}, "workflow_run_id"),
+    ({"workflow_run_id": "   "}, "workflow_run_id"),
+    ({"workflow_run_id": "r", "output_schema": {"type": 5}}, "not a valid JSON Schema"),
+    ({"workflow_run_id": "r", "poll_min_interval": -1}, "poll_min_interval"),
+    ({"workflow_run_id": "r", "poll_max_interval": 0}, "poll_max_interval"),
+    ({"workflow_run_id": "r", "poll_ratio": 0}, "poll_ratio"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), SENSOR)
+def test_sensor_arguments(alta_emulator, kwargs, message):
+    with pytest.raises(AltaValidationError, match=message):
+        AltaWorkflowRunSensor(task_id="s", **kwargs)
+    assert alta_emulator.request_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("polling", "message"),
+    [({"min_interval": 0}, "poll_min_interval"), ({"jitter": 2}, "poll_jitter"), ({"bogus": 1}, "bogus")],
+)
+def test_trigger_polling_settings(polling, message):
+    with pytest.raises((AltaValidationError, TypeError), match=message):
+        AltaWorkflowRunTrigger("r", polling=polling)
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), "soon"])
+def test_wait_timeout(alta_conn, alta_emulator, timeout):
+    with pytest.raises(AltaValidationError, match="timeout"):
+        AltaHook().wait_for_run("r", timeout=timeout)
+    assert alta_emulator.request_count() == 0
+
+
+CONNECTION_EXTRAS = [
+    ({"tiemout": 5}, "unknown extras"),
+    ({"timeout": -5}, "timeout"),
+    ({"connect_timeout": 0}, "connect_timeout"),
+    ({"verify": "maybe-a-path-but-not-a-bool", "proxies": "http://proxy"}, "proxies"),
+    ({"verify": 3}, "verify"),
+    ({"max_retries": -1}, "max_retries"),
+    ({"max_retries": 1.5}, "max_retries"),
+    ({"retry_backoff": 0}, "retry_backoff"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), CONNECTION_EXTRAS)
+def test_connection_extras(alta_emulator, monkeypatch, extra, message):
+    conn = {"conn_type": "alta", "host": alta_emulator.url, "password": SECRET_KEY, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", json.dumps(conn))
+    with pytest.raises(AltaValidationError, match=message) as err:
+        AltaHook().get_run("r")
+    assert SECRET_KEY not in str(err.value)
+    assert alta_emulator.request_count() == 0
+
+
+def test_base_url_scheme(alta_emulator, monkeypatch):
+    conn = {"conn_type": "alta", "host": "ftp://altatech.ai", "password": SECRET_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", json.dumps(conn))
+    with pytest.raises(AltaValidationError, match="http"):
+        AltaHook().get_run("r")
