@@ -37,21 +37,13 @@ def test_package_name_matches_distribution():
     assert any(p.value == "airflow_provider_alta.get_provider_info:get_provider_info" for p in points)
 
 
+def _airflow(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=os.environ.copy(), capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
 def test_airflow_lists_provider_and_connection_type():
-    env = os.environ.copy()
-    out = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "airflow-provider-alta" in out
-    hooks = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "hooks", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "airflow_provider_alta.hooks.alta.AltaHook" in hooks
+    assert "airflow-provider-alta" in _airflow("providers", "list", "-o", "json")
+    assert "airflow_provider_alta.hooks.alta.AltaHook" in _airflow("providers", "hooks", "-o", "json")
