@@ -23,6 +23,7 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "max_retries": 4,
     "retry_max_wait": 120.0,
     "retry_backoff": 1.0,
+    "webhook_secret": None,
 }
 
 
@@ -38,6 +39,7 @@ class AltaConnectionConfig:
     verify: bool | str = True
     proxies: dict[str, str] | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -83,6 +85,11 @@ class AltaConnectionConfig:
                 "connection extra 'proxies' must map 'http'/'https' to proxy URLs, "
                 'e.g. {"https": "http://proxy:3128"}'
             )
+        webhook_secret = merged["webhook_secret"]
+        if webhook_secret is not None and (not isinstance(webhook_secret, str) or len(webhook_secret) < 16):
+            raise AltaValidationError(
+                "connection extra 'webhook_secret' must be a random string of at least 16 characters"
+            )
         return cls(
             base_url=normalize_base_url(host),
             api_key=password,
@@ -96,6 +103,7 @@ class AltaConnectionConfig:
             verify=verify,
             proxies=proxies or None,
             retry=RetrySettings.from_extras(merged),
+            webhook_secret=webhook_secret,
         )
 
 

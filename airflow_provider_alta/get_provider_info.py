@@ -24,6 +24,27 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
         "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
         "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
+        "config": {
+            "alta": {
+                "description": "The Alta webhook receiver mounted on the API server (airflow_webhook=True).",
+                "options": {
+                    "webhook_enabled": {
+                        "description": "Mount the receiver at /alta on the API server and let operators use it.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "True",
+                        "default": "False",
+                    },
+                    "webhook_base_url": {
+                        "description": "The absolute URL at which Alta reaches this Airflow's API server.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "https://airflow.example.com",
+                        "default": "",
+                    },
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "alta",

@@ -11,6 +11,13 @@ queries, not the 720 of fixed 5 s polling.
 On top of that sits the key's shared :class:`RateBudget`: the interval is
 stretched so every poller sharing the key fits in the remaining quota, and a
 ``Retry-After`` pauses them all.
+
+With an ``expected_duration`` (learned from a task's earlier runs) the first
+query goes out when the run is expected to end, and the adaptive schedule
+takes over from there: a run of stable duration costs one to three queries.
+A run that takes longer keeps the usual bound; one that suddenly takes much
+less is noticed at the expected end (no schedule can spend three queries and
+also catch an unforeseen early end within a few percent; the webhook can).
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ class PollingSettings:
     ratio: float = 0.09
     jitter: float = 0.1
     max_consecutive_failures: int = 10
+    expected_duration: float | None = None
 
     def __post_init__(self) -> None:
+        ensure_positive_number(self.expected_duration, "expected_duration", allow_none=True)
         ensure_positive_number(self.min_interval, "poll_min_interval")
         ensure_positive_number(self.max_interval, "poll_max_interval")
         ensure_positive_number(self.ratio, "poll_ratio")
@@ -88,7 +97,12 @@ class PollSchedule:
     def delay_after_status(self, now: float) -> float:
         """The wait after an answer that says the run is still going."""
         self.failures = 0
-        interval = adaptive_interval(now - self.started_at, self.settings, self.rng)
+        elapsed = now - self.started_at
+        expected = self.settings.expected_duration
+        if expected is not None and elapsed < expected:
+            interval = max(self.settings.min_interval, expected - elapsed)
+        else:
+            interval = adaptive_interval(elapsed, self.settings, self.rng)
         if self.budget is not None:
             interval = max(interval, self.budget.poll_spacing(now))
         return interval

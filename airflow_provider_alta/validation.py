@@ -93,7 +93,7 @@ def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
         if not isinstance(method, str) or method.upper() not in WEBHOOK_METHODS:
             raise AltaValidationError(f"{where}.method is {method!r}; use one of {', '.join(WEBHOOK_METHODS)}")
         url = hook.get("url")
-        if not isinstance(url, str) or not _is_absolute_http_url(url):
+        if not isinstance(url, str) or not is_absolute_http_url(url):
             raise AltaValidationError(
                 f"{where}.url is {url!r}; it must be an absolute http:// or https:// URL that Alta can reach"
             )
@@ -115,7 +115,7 @@ def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
     return result
 
 
-def _is_absolute_http_url(url: str) -> bool:
+def is_absolute_http_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -23,6 +24,14 @@ from airflow_provider_alta.validation import (
     ensure_user_id,
     normalize_webhooks,
 )
+from airflow_provider_alta.webhook import (
+    MAILBOX_KEY,
+    SIGNATURE_HEADER,
+    TaskInstanceRef,
+    WebhookSettings,
+    airflow_webhook,
+    announces_end,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,6 +41,10 @@ if TYPE_CHECKING:
 
 #: Where the run id is kept across tries (``context["task_state_store"]``).
 STATE_KEY = "alta_workflow_run_id"
+#: The XCom holding the execution times (ms) of the task's last successful runs.
+XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
+#: How many past execution times the duration-aware schedule remembers.
+DURATION_HISTORY = 5
 
 
 def _is_unrendered(value: Any) -> bool:
@@ -87,6 +100,17 @@ class AltaRunWorkflowOperator(BaseOperator):
     :param max_tokens: fail when the run's ``totalTokens`` exceeds it.
     :param limits_warn_only: only log a warning when a limit is exceeded.
     :param durable: reattach to the stored run on a retry.
+    :param airflow_webhook: (deferrable only) have Alta call the provider's
+        webhook receiver on Airflow's API server when the run ends, so the
+        trigger finishes about a second later with one confirming query.
+        Needs ``[alta] webhook_enabled`` and ``webhook_base_url``, and a
+        ``webhook_secret`` extra on the connection. Counts toward the 5
+        webhooks of a run.
+    :param webhook_fallback_interval: with ``airflow_webhook``, the shortest
+        pause between the fallback queries that catch a lost webhook.
+    :param duration_aware: remember the execution times of the task's last
+        successful runs (XCom ``alta_recent_execution_times_ms``) and send the
+        first query when the run is expected to end.
     """
 
     template_fields: Sequence[str] = (
@@ -125,6 +149,9 @@ class AltaRunWorkflowOperator(BaseOperator):
         max_tokens: float | None = None,
         limits_warn_only: bool = False,
         durable: bool = True,
+        airflow_webhook: bool = False,
+        webhook_fallback_interval: float = 60.0,
+        duration_aware: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -142,6 +169,9 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.max_tokens = max_tokens
         self.limits_warn_only = limits_warn_only
         self.durable = durable
+        self.airflow_webhook = airflow_webhook
+        self.webhook_fallback_interval = webhook_fallback_interval
+        self.duration_aware = duration_aware
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._check_settings()
@@ -149,7 +179,8 @@ class AltaRunWorkflowOperator(BaseOperator):
 
     # -- validation ----------------------------------------------------------
     def _check_settings(self) -> None:
-        for name in ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only"):
+        flags = ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only")
+        for name in (*flags, "airflow_webhook", "duration_aware"):
             if not isinstance(getattr(self, name), bool):
                 raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.deferrable and not self.wait_for_completion:
@@ -157,6 +188,11 @@ class AltaRunWorkflowOperator(BaseOperator):
                 "deferrable=True needs wait_for_completion=True; to start a run and wait elsewhere, use "
                 "wait_for_completion=False here and a deferrable AltaWorkflowRunSensor downstream"
             )
+        if self.airflow_webhook and not self.deferrable:
+            raise AltaValidationError(
+                "airflow_webhook=True needs deferrable=True: the triggerer is what the webhook wakes up"
+            )
+        ensure_positive_number(self.webhook_fallback_interval, "webhook_fallback_interval")
         ensure_positive_number(self.timeout, "timeout", allow_none=True)
         ensure_positive_number(self.max_cost, "max_cost", allow_none=True, allow_zero=True)
         ensure_positive_number(self.max_tokens, "max_tokens", allow_none=True, allow_zero=True)
@@ -195,7 +231,11 @@ class AltaRunWorkflowOperator(BaseOperator):
                     "webhooks are only delivered for asynchronous runs; set run_async=True, deferrable=True "
                     "or wait_for_completion=False"
                 )
-            normalize_webhooks(self.webhooks)
+            hooks = normalize_webhooks(self.webhooks) or []
+            if self.airflow_webhook and len(hooks) >= 5:
+                raise AltaValidationError(
+                    f"webhooks has {len(hooks)} entries and airflow_webhook=True adds one; Alta accepts at most 5"
+                )
         for field in ("input_schema", "output_schema"):
             value = getattr(self, field)
             if rendered or not _is_unrendered(value):
@@ -221,8 +261,11 @@ class AltaRunWorkflowOperator(BaseOperator):
 
         return AltaHook(self.alta_conn_id)
 
-    def _validate_before_send(self) -> None:
-        """Every check before the first request: arguments, schemas, the invoke body itself."""
+    def _validate_before_send(self, context: Context) -> list[dict[str, Any]] | None:
+        """Every check before the first request: arguments, schemas, the invoke body itself.
+
+        Returns the webhooks to send: the user's, plus the receiver's with ``airflow_webhook``.
+        """
         self._check_values(rendered=True)
         schema = load_schema(self.input_schema, "input_schema", self._schema_dir())
         if schema is not None:
@@ -231,30 +274,80 @@ class AltaRunWorkflowOperator(BaseOperator):
             problem = schema_violation(schema, self.input)
             if problem:
                 raise AltaValidationError(f"input does not match input_schema at {problem}; nothing was sent")
-        build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=self.webhooks)
+        webhooks = self.webhooks
+        if self.airflow_webhook:
+            from airflow.sdk.log import mask_secret
+
+            secret = self.hook.config.webhook_secret
+            receiver = airflow_webhook(WebhookSettings.from_config(), secret, _ref(self, context))
+            mask_secret(receiver["headers"][SIGNATURE_HEADER])
+            webhooks = [*(normalize_webhooks(self.webhooks) or []), receiver]
+        build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
+        return webhooks
 
     def execute(self, context: Context) -> Any:
-        self._validate_before_send()
-        run = self._reattach_or_invoke(context)
+        webhooks = self._validate_before_send(context)
+        polling = self._polling_for(context)
+        run = self._reattach_or_invoke(context, webhooks)
         self._run_id = run.workflow_run_id
-        if self.do_xcom_push:
+        if self.do_xcom_push or self.airflow_webhook:
+            # The webhook receiver checks deliveries against this id.
             context["ti"].xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
         if not self.wait_for_completion:
             return run.workflow_run_id
+        if not run.is_terminal and self.airflow_webhook:
+            run = self._webhook_already_in(context, run)
         if not run.is_terminal:
             started_at = run.start_time_ms / 1000 if run.start_time_ms else time.time()
             if self.deferrable:
-                self._defer(run, started_at)
+                self._defer(run, started_at, polling, context)
             run = self.hook.wait_for_run(
                 run.workflow_run_id,
                 timeout=self.timeout,
-                polling=self.polling,
+                polling=polling,
                 started_at=started_at,
                 initial=run,
             )
         return self._finish(run, context)
 
-    def _reattach_or_invoke(self, context: Context) -> WorkflowRun:
+    def _polling_for(self, context: Context) -> PollingSettings:
+        """The schedule of this run: the fallback spacing with a webhook, the expected end when known."""
+        polling = self.polling
+        if self.airflow_webhook:
+            spacing = max(polling.min_interval, self.webhook_fallback_interval)
+            polling = dataclasses.replace(
+                polling, min_interval=spacing, max_interval=max(polling.max_interval, spacing)
+            )
+        history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
+        if history:
+            expected = min(history) / 1000
+            if self.airflow_webhook:
+                expected += self.webhook_fallback_interval  # the webhook is expected first
+            self.log.info("Earlier runs took %.1f s at least: the first query waits for that", min(history) / 1000)
+            polling = dataclasses.replace(polling, expected_duration=expected)
+        return polling
+
+    def _recent_durations(self, context: Context) -> list[float]:
+        """Execution times (ms) of the task's last successful runs, from its own XCom history."""
+        ti = context["ti"]
+        value = ti.xcom_pull(
+            task_ids=ti.task_id, key=XCOM_RECENT_DURATIONS, include_prior_dates=True, map_indexes=ti.map_index
+        )
+        if not isinstance(value, list):
+            return []
+        return [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+
+    def _webhook_already_in(self, context: Context, run: WorkflowRun) -> WorkflowRun:
+        """A webhook that arrived before the deferral: confirm it now and skip the triggerer."""
+        ti = context["ti"]
+        notice = ti.xcom_pull(task_ids=ti.task_id, key=MAILBOX_KEY, map_indexes=ti.map_index)
+        if not announces_end(notice, run.workflow_run_id):
+            return run
+        confirmed = self.hook.get_run(run.workflow_run_id)
+        self.log.info("The webhook arrived before deferring; Alta confirms %s", confirmed.status.value)
+        return confirmed
+
+    def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
         store = context.get("task_state_store") if self.durable else None
         if self.durable and store is None:
@@ -278,15 +371,13 @@ class AltaRunWorkflowOperator(BaseOperator):
                     return previous
                 self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
         self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
-        run = self.hook.invoke_workflow(
-            self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=self.webhooks
-        )
+        run = self.hook.invoke_workflow(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
         self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
             store.set(STATE_KEY, run.workflow_run_id)
         return run
 
-    def _defer(self, run: WorkflowRun, started_at: float) -> NoReturn:
+    def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
@@ -297,8 +388,9 @@ class AltaRunWorkflowOperator(BaseOperator):
                 alta_conn_id=self.alta_conn_id,
                 deadline=deadline,
                 started_at=started_at,
-                polling=self.polling.to_dict(),
+                polling=polling.to_dict(),
                 last_status=run.status.value,
+                mailbox=_ref(self, context).to_dict() if self.airflow_webhook else None,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id},
@@ -314,7 +406,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         return self._finish(run, context)
 
     def _finish(self, run: WorkflowRun, context: Context) -> Any:
-        return finish_run(
+        result = finish_run(
             run,
             context=context,
             log=self.log,
@@ -324,6 +416,10 @@ class AltaRunWorkflowOperator(BaseOperator):
             max_tokens=self.max_tokens,
             limits_warn_only=self.limits_warn_only,
         )
+        if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
+            recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]
+            context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=[*recent, run.execution_time_ms])
+        return result
 
     def on_kill(self) -> None:
         if self._run_id:
@@ -332,3 +428,14 @@ class AltaRunWorkflowOperator(BaseOperator):
                 "and may still consume credits",
                 self._run_id,
             )
+
+
+def _ref(operator: AltaRunWorkflowOperator, context: Context) -> TaskInstanceRef:
+    ti = context["ti"]
+    return TaskInstanceRef(
+        conn_id=operator.alta_conn_id,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+    )

@@ -16,7 +16,8 @@ Where the API documentation is silent, the emulator chose:
   (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key;
 * webhooks: ``POST`` sends the query-result JSON; ``GET`` sends
   ``workflowRunId`` and ``status`` as query parameters; the caller's headers
-  are sent as given;
+  are sent as given, once per webhook when the run ends (a workflow's
+  ``webhook_copies`` and ``webhook_delay`` lose, repeat or delay them);
 * runs stay queryable for the emulator's lifetime; a run is PENDING for its
   first tenth (at most 0.2 s), then RUNNING until its duration has passed.
 
@@ -331,11 +332,11 @@ class AltaEmulator:
         return web.json_response(run.acknowledgement(), headers=headers)
 
     async def _deliver_later(self, run: Run) -> None:
-        await asyncio.sleep(max(0.0, run.ends_at - time.time()))
+        await asyncio.sleep(max(0.0, run.ends_at + run.workflow.webhook_delay - time.time()))
         if self._client is None:
             self._client = ClientSession(timeout=ClientTimeout(total=10))
         final = run.body(max(time.time(), run.ends_at))
-        for hook in run.webhooks:
+        for hook in [hook for hook in run.webhooks for _ in range(run.workflow.webhook_copies)]:
             record: dict[str, Any] = {
                 "workflowRunId": run.run_id,
                 "method": hook.get("method"),

@@ -56,6 +56,8 @@ class WorkflowConfig:
     tokens: int = 1745
     rate_limit: int | None = None
     rate_window: float = 3600.0
+    webhook_copies: int = 1  # deliveries per webhook: 0 loses them, 2 duplicates them
+    webhook_delay: float = 0.0  # seconds between the run's end and the delivery
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
@@ -68,6 +70,8 @@ class WorkflowConfig:
             raise ValueError("outcome must be 'succeed' or 'fail'")
         if config.output_mode not in ("template", "echo"):
             raise ValueError("output_mode must be 'template' or 'echo'")
+        if not isinstance(config.webhook_copies, int) or config.webhook_copies < 0:
+            raise ValueError("webhook_copies must be a whole number >= 0")
         return config
 
     def failed(self, rng: random.Random) -> bool:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.validation import ensure_positive_number
+from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, announces_end
+
+if TYPE_CHECKING:
+    from airflow_provider_alta.hooks.alta import AltaAsyncHook
+
+#: How many mailbox read failures in a row are logged one by one before going quiet.
+_MAILBOX_FAILURES_LOGGED = 3
 
 
 class AltaWorkflowRunTrigger(BaseTrigger):
@@ -30,6 +39,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     :param last_status: the status the run was last seen in, when known (the
         operator has just seen it PENDING): the first query then waits one
         interval instead of going out at once.
+    :param mailbox: the task instance (:class:`TaskInstanceRef` fields) whose
+        webhook mailbox to watch, when the run reports to the Airflow webhook
+        receiver. A notice there is confirmed with one query before the
+        trigger fires; the polling schedule keeps running as the fallback.
+    :param mailbox_interval: seconds between two mailbox reads (no API call).
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
     "workflow_run_id", "message", "run"}``; ``run`` is the final run body for
@@ -44,8 +58,14 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         started_at: float | None = None,
         polling: dict[str, Any] | None = None,
         last_status: str | None = None,
+        mailbox: dict[str, Any] | None = None,
+        mailbox_interval: float = 1.0,
     ) -> None:
         super().__init__()
+        self.mailbox = dict(mailbox) if mailbox is not None else None
+        self.mailbox_interval = mailbox_interval
+        ensure_positive_number(mailbox_interval, "mailbox_interval")
+        self._ref = TaskInstanceRef(**self.mailbox) if self.mailbox is not None else None
         self.last_status = last_status
         self.workflow_run_id = workflow_run_id
         self.alta_conn_id = alta_conn_id
@@ -64,6 +84,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 "started_at": self.started_at,
                 "polling": self.polling,
                 "last_status": self.last_status,
+                "mailbox": self.mailbox,
+                "mailbox_interval": self.mailbox_interval,
             },
         )
 
@@ -90,7 +112,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
 
         try:
             async with AltaAsyncHook(self.alta_conn_id) as hook:
-                run = await hook.wait_for_run(
+                polled = hook.wait_for_run(
                     self.workflow_run_id,
                     deadline=self.deadline,
                     started_at=self.started_at,
@@ -98,6 +120,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                     on_status=self._log_status,
                     initial=self._last_seen(),
                 )
+                if self._ref is None:
+                    run = await polled
+                else:
+                    run = await _first_of(polled, self._watch_mailbox(hook, self._ref))
         except AltaTimeoutError as err:
             yield self._event("timeout", str(err))
             return
@@ -107,9 +133,66 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         status = "success" if run.status is RunStatus.SUCCEED else "failed"
         yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run)
 
+    async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
+        """Read the webhook mailbox until it announces the end, confirmed by one query to Alta."""
+        checked: dict[str, Any] | None = None
+        failures = 0
+        while True:
+            try:
+                notice = await _read_mailbox(ref)
+            except Exception as exc:
+                # Polling carries on without the mailbox; say why, without flooding the log.
+                failures += 1
+                if failures <= _MAILBOX_FAILURES_LOGGED:
+                    self.log.warning(
+                        "Could not read the webhook mailbox of %s (%s: %s); polling Alta meanwhile",
+                        ref.describe(),
+                        type(exc).__name__,
+                        exc,
+                    )
+            else:
+                failures = 0
+                if announces_end(notice, self.workflow_run_id) and notice != checked:
+                    checked = notice
+                    run = await hook.get_run(self.workflow_run_id)
+                    if run.is_terminal:
+                        self.log.info("Webhook for Alta %s confirmed: %s", run.describe(), run.status.value)
+                        return run
+                    self.log.warning(
+                        "A webhook said Alta run %s ended %s, but Alta reports %s; ignoring it and waiting",
+                        self.workflow_run_id,
+                        notice.get("status"),
+                        run.status.value,
+                    )
+            await asyncio.sleep(self.mailbox_interval)
+
     async def on_kill(self) -> None:
         self.log.warning(
             "The task was stopped, but Alta has no cancel endpoint: workflow run %s keeps running remotely "
             "and may still consume credits",
             self.workflow_run_id,
         )
+
+
+async def _read_mailbox(ref: TaskInstanceRef) -> Any:
+    """The task instance's mailbox notice, through the triggerer's supervisor."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.xcom import XCom
+
+    where = {"key": MAILBOX_KEY, "dag_id": ref.dag_id, "run_id": ref.run_id, "task_id": ref.task_id}
+    if hasattr(task_runner.SUPERVISOR_COMMS, "asend"):
+        return await XCom.aget_one(**where, map_index=ref.map_index)
+    # dag.test() runs triggers with synchronous in-process comms.
+    return await asyncio.to_thread(XCom.get_one, **where, map_index=ref.map_index)
+
+
+async def _first_of(*waits: Awaitable[WorkflowRun]) -> WorkflowRun:
+    """The result of whichever wait ends first; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return next(iter(done)).result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,8 +22,8 @@ NEWS_SCHEMA = {
 class CrashesOnFirstTry(AltaRunWorkflowOperator):
     """Simulates a worker lost right after the run id was stored (try 1 only)."""
 
-    def _reattach_or_invoke(self, context: Any) -> Any:
-        run = super()._reattach_or_invoke(context)
+    def _reattach_or_invoke(self, context: Any, webhooks: Any) -> Any:
+        run = super()._reattach_or_invoke(context, webhooks)
         if context["ti"].try_number == 1:
             raise RuntimeError("worker lost after the invoke")
         return run
@@ -136,3 +136,11 @@ with dag("t_sensor_soft_fail") as t_sensor_soft_fail:
 with dag("t_sensor_deferred_soft_fail") as t_sensor_deferred_soft_fail:
     start = AltaRunWorkflowOperator(task_id="start", input={"topic": "Sensed"}, wait_for_completion=False)
     AltaWorkflowRunSensor(task_id="wait", workflow_run_id=start.output, deferrable=True, soft_fail=True, **FAST)
+
+with dag("t_receiver_target") as t_receiver_target:
+
+    @task
+    def waiting() -> None:
+        """Leaves a task instance the webhook receiver tests then mark as deferred."""
+
+    waiting()
