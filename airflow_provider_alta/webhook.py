@@ -29,6 +29,8 @@ from airflow_provider_alta.validation import is_absolute_http_url
 
 #: The XCom key of the mailbox the receiver writes and the trigger reads.
 MAILBOX_KEY = "alta_webhook_mailbox"
+#: What the task puts in its mailbox before invoking: reads then find a value, not a 404.
+EMPTY_MAILBOX: dict[str, Any] = {"workflow_run_id": None, "status": None, "received_at": None}
 #: The header carrying the task instance's token.
 SIGNATURE_HEADER = "X-Alta-Airflow-Signature"
 #: Where the plugin's app is mounted on the API server.

@@ -92,6 +92,7 @@ class MailboxStore:
                 run_id=ref.run_id,
                 task_id=ref.task_id,
                 map_index=ref.map_index,
+                serialize=False,  # stored as plain JSON, like a task's own push through the Execution API
                 session=session,
             )
         return Delivery.STORED, None

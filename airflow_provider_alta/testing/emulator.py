@@ -51,7 +51,7 @@ INVOKE = "invoke"
 QUERY = "query"
 _PATHS = {"/v1/workflow/invoke": INVOKE, "/v1/workflow/query/result": QUERY}
 MAX_BODY = 1024 * 1024
-FAULT_KINDS = ("status", "html", "malformed", "body", "delay", "drop", "drop_after")
+FAULT_KINDS = ("status", "html", "malformed", "body", "delay", "delay_after", "drop", "drop_after")
 
 
 def key_id(api_key: str) -> str:
@@ -196,11 +196,13 @@ class AltaEmulator:
             elif fault.kind == "drop":
                 entry["status"] = "dropped"
                 return self._drop(request)
-            elif fault.kind != "drop_after":
+            elif fault.kind not in ("drop_after", "delay_after"):
                 response = self._fault_response(fault)
                 entry["status"] = response.status
                 return response
         response = await self._handle(request, endpoint, raw)
+        if fault is not None and fault.kind == "delay_after":
+            await asyncio.sleep(fault.delay)  # handled at once, answered late
         if fault is not None and fault.kind == "drop_after":
             entry["status"] = "dropped"
             return self._drop(request)

@@ -144,3 +144,14 @@ with dag("t_receiver_target") as t_receiver_target:
         """Leaves a task instance the webhook receiver tests then mark as deferred."""
 
     waiting()
+
+WEBHOOK = {"deferrable": True, "airflow_webhook": True, **FAST}
+
+with dag("t_webhook") as t_webhook:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, webhook_fallback_interval=60, **WEBHOOK)
+
+with dag("t_webhook_fallback") as t_webhook_fallback:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, webhook_fallback_interval=1.5, **WEBHOOK)
+
+with dag("t_duration_aware") as t_duration_aware:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, deferrable=True, **FAST)

@@ -73,7 +73,10 @@ def xcom(ref: TaskInstanceRef, key: str) -> Any:
 def set_xcom(ref: TaskInstanceRef, key: str, value: Any) -> None:
     from airflow.models.xcom import XComModel
 
-    XComModel.set(key, value, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index)
+    # As a task's push through the Execution API stores it: plain JSON.
+    XComModel.set(
+        key, value, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index, serialize=False
+    )
 
 
 @pytest.fixture
