@@ -63,6 +63,24 @@ class PollingSettings:
         return asdict(self)
 
 
+def expected_duration(
+    history: list[float], settings: PollingSettings, webhook_fallback: float | None = None
+) -> float | None:
+    """When to send the first query, from the execution times (seconds) of a task's recent runs.
+
+    Polling alone: the shortest recent run, so a run as long as usual is
+    noticed with one or two queries. With a webhook, polls are only the
+    fallback for a lost one: one interval after the longest recent run, so
+    they never race the webhook of a run as long as usual.
+    """
+    if not history:
+        return None
+    if webhook_fallback is None:
+        return min(history)
+    longest = max(history)
+    return longest + max(webhook_fallback, settings.ratio * longest)
+
+
 def adaptive_interval(elapsed: float, settings: PollingSettings, rng: random.Random | None = None) -> float:
     """The pause before the next query of a run that has been going for ``elapsed`` seconds."""
     base = min(settings.max_interval, max(settings.min_interval, settings.ratio * max(0.0, elapsed)))

@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
 from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.polling import PollingSettings, expected_duration
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
@@ -323,11 +323,15 @@ class AltaRunWorkflowOperator(BaseOperator):
                 polling, min_interval=spacing, max_interval=max(polling.max_interval, spacing)
             )
         history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
-        if history:
-            expected = min(history) / 1000
-            if self.airflow_webhook:
-                expected += self.webhook_fallback_interval  # the webhook is expected first
-            self.log.info("Earlier runs took %.1f s at least: the first query waits for that", min(history) / 1000)
+        fallback = self.webhook_fallback_interval if self.airflow_webhook else None
+        expected = expected_duration([ms / 1000 for ms in history], polling, fallback)
+        if expected is not None:
+            self.log.info(
+                "Earlier runs took %.1f to %.1f s: first query after %.1f s",
+                min(history) / 1000,
+                max(history) / 1000,
+                expected,
+            )
             polling = dataclasses.replace(polling, expected_duration=expected)
         return polling
 

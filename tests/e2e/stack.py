@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,16 @@ API_KEY = "sk-e2e-SECRET-d41f88a0c7"
 SLOW_KEY = "sk-e2e-SLOW-SECRET-93b2"
 WORKER_KEY = "sk-e2e-WORKER-SECRET-5e1c"
 WEBHOOK_TOKEN = "whk-e2e-SECRET-0b7d55"
-SECRETS = (API_KEY, SLOW_KEY, WORKER_KEY, WEBHOOK_TOKEN)
+#: Keys of the webhook wake-up DAGs, by connection id, with their workflows' settings.
+HOOKED = {
+    "alta_hooked": ("sk-e2e-HOOKED-SECRET-11aa", {"duration": 15.0}),
+    "alta_polled": ("sk-e2e-POLLED-SECRET-22bb", {"duration": 15.0}),
+    "alta_hook_lost": ("sk-e2e-LOST-SECRET-33cc", {"duration": 12.0, "webhook_copies": 0}),
+    "alta_hook_dup": ("sk-e2e-DUP-SECRET-44dd", {"duration": 12.0, "webhook_copies": 2}),
+    "alta_hook_early": ("sk-e2e-EARLY-SECRET-55ee", {"duration": 0.3}),
+}
+WEBHOOK_SECRET = "whs-e2e-SECRET-6f0e93c1d2"
+SECRETS = (API_KEY, SLOW_KEY, WORKER_KEY, WEBHOOK_TOKEN, WEBHOOK_SECRET, *(key for key, _ in HOOKED.values()))
 
 
 def free_port() -> int:
@@ -76,6 +86,7 @@ class Stack:
                 API_KEY: {"duration": 12.0},
                 SLOW_KEY: {"duration": 25.0},
                 WORKER_KEY: {"duration": 15.0},
+                **dict(HOOKED.values()),
             }
         }
         (self.home / "emulator.json").write_text(json.dumps(config))
@@ -93,6 +104,8 @@ class Stack:
             AIRFLOW__API__WORKERS="1",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="10",
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+            AIRFLOW__ALTA__WEBHOOK_ENABLED="True",
+            AIRFLOW__ALTA__WEBHOOK_BASE_URL=self.api,
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
         )
         self._spawn(
@@ -110,8 +123,8 @@ class Stack:
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), 20, "emulator port")
         self.emulator_url = f"http://127.0.0.1:{port_file.read_text().strip()}"
 
-        def conn(key: str) -> str:
-            return json.dumps({"conn_type": "alta", "host": self.emulator_url, "password": key})
+        def conn(key: str, **extra: Any) -> str:
+            return json.dumps({"conn_type": "alta", "host": self.emulator_url, "password": key, "extra": extra})
 
         self.env.update(
             AIRFLOW_CONN_ALTA_DEFAULT=conn(API_KEY),
@@ -120,6 +133,8 @@ class Stack:
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",
             AIRFLOW_VAR_ALTA_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         )
+        for conn_id, (key, _) in HOOKED.items():
+            self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn(key, webhook_secret=WEBHOOK_SECRET)
         self.airflow("db", "migrate")
         self.airflow("pools", "set", "alta_api", "2", "Alta API quota")
         self._spawn("api-server", [str(BIN / "airflow"), "api-server"])
@@ -205,6 +220,28 @@ class Stack:
     def emulator(self, path: str) -> Any:
         with urllib.request.urlopen(self.emulator_url + path, timeout=30) as resp:
             return json.loads(resp.read())
+
+    def alta_runs(self, dag_id: str, run_id: str, task_id: str = "run") -> list[dict[str, Any]]:
+        """Each task instance's Alta run: detection delay (run end → task end) and queries spent."""
+        runs = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["task_id"] != task_id:
+                continue
+            alta_run = self.xcom(dag_id, run_id, task_id, "workflow_run_id", ti["map_index"])
+            info = self.emulator(f"/_emulator/runs/{alta_run}")
+            ended = datetime.fromisoformat(ti["end_date"]).timestamp()
+            runs.append(
+                {
+                    "map_index": ti["map_index"],
+                    "state": ti["state"],
+                    "workflow_run_id": alta_run,
+                    "delay": ended - info["ends_at"],
+                    "queries": info["queries"],
+                    "ends_at": info["ends_at"],
+                    "task_end": ended,
+                }
+            )
+        return runs
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:

@@ -6,12 +6,16 @@ import json
 import os
 import signal
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
+from airflow_provider_alta.webhook import EMPTY_MAILBOX, MAILBOX_KEY, SIGNATURE_HEADER, TaskInstanceRef
 from tests.e2e.stack import SECRETS, SLOW_KEY, WORKER_KEY, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +87,64 @@ def test_worker_loss_retry_reattaches(stack):
     assert stack.wait_dag_run("e2e_worker_loss", run_id, timeout=180) == "success"
     assert stack.task_instance("e2e_worker_loss", run_id, "run")["try_number"] == 2
     assert invokes(stack, WORKER_KEY) == 1
+
+
+def deliveries_for(stack: Stack, runs: list[dict]) -> list[dict]:
+    ids = {run["workflow_run_id"] for run in runs}
+    return [d for d in stack.emulator("/_emulator/stats")["webhook_deliveries"] if d["workflowRunId"] in ids]
+
+
+def post_forged(stack: Stack, ref: TaskInstanceRef) -> int:
+    body = json.dumps({"workflowRunId": "forged", "status": "SUCCEED", "output": {}}).encode()
+    request = urllib.request.Request(
+        f"{stack.api}/alta{ref.path()}", data=body, method="POST", headers={SIGNATURE_HEADER: "sha256=" + "0" * 64}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
+def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
+    runs = {dag_id: stack.trigger(dag_id) for dag_id in ("e2e_webhook", "e2e_polling")}
+    target = TaskInstanceRef("alta_hooked", "e2e_webhook", runs["e2e_webhook"], "run", 0)
+    wait_for(
+        lambda: stack.task_instance("e2e_webhook", target.run_id, "run", 0)["state"] == "deferred", 120, "deferral"
+    )
+    assert post_forged(stack, target) == 401  # the plugin is mounted and authenticates
+    for dag_id, run_id in runs.items():
+        assert stack.wait_dag_run(dag_id, run_id, timeout=300) == "success", dag_id
+    hooked = stack.alta_runs("e2e_webhook", runs["e2e_webhook"])
+    polled = stack.alta_runs("e2e_polling", runs["e2e_polling"])
+    assert len(hooked) == len(polled) == 20
+    assert [run["queries"] for run in hooked] == [1] * 20  # the confirming query; no fallback poll
+    assert all(run["queries"] >= 2 for run in polled)
+    assert all(run["task_end"] >= run["ends_at"] for run in hooked + polled)
+    assert [d["status"] for d in deliveries_for(stack, hooked)] == [200] * 20
+    for run in hooked:
+        assert stack.xcom("e2e_webhook", runs["e2e_webhook"], "run", MAILBOX_KEY, run["map_index"])["status"] == (
+            "SUCCEED"
+        )
+
+
+def test_webhook_faults_lost_duplicated_and_early(stack):
+    runs = {dag_id: stack.trigger(dag_id) for dag_id in ("e2e_alta_hook_lost", "e2e_alta_hook_dup")}
+    for dag_id, run_id in runs.items():
+        assert stack.wait_dag_run(dag_id, run_id, timeout=300) == "success", dag_id
+    (lost,) = stack.alta_runs("e2e_alta_hook_lost", runs["e2e_alta_hook_lost"])
+    assert deliveries_for(stack, [lost]) == [] and lost["queries"] >= 1  # the fallback poll finished it
+    assert stack.xcom("e2e_alta_hook_lost", runs["e2e_alta_hook_lost"], "run", MAILBOX_KEY) == EMPTY_MAILBOX
+    (dup,) = stack.alta_runs("e2e_alta_hook_dup", runs["e2e_alta_hook_dup"])
+    assert [d["status"] for d in deliveries_for(stack, [dup])] == [200, 200] and dup["queries"] == 1
+    # Early: the run ends and its webhook lands while the invoke's answer is held back 3 s.
+    EmulatorClient(stack.emulator_url).inject("invoke", "delay_after", delay=3.0)
+    early_run = stack.trigger("e2e_alta_hook_early")
+    assert stack.wait_dag_run("e2e_alta_hook_early", early_run, timeout=300) == "success"
+    (early,) = stack.alta_runs("e2e_alta_hook_early", early_run)
+    (delivery,) = deliveries_for(stack, [early])
+    assert delivery["status"] == 200 and delivery["at"] < early["ends_at"] + 2.5
+    assert early["queries"] == 1
 
 
 def test_no_import_errors(stack):

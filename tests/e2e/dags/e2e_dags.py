@@ -25,3 +25,29 @@ with DAG("e2e_worker_loss", schedule=None, start_date=START, catchup=False) as w
         retries=1,
         retry_delay=datetime.timedelta(seconds=1),
     )
+
+#: Twenty runs per DAG: detection delay and queries, webhook against polling alone.
+TOPICS = [{"topic": f"Topic {index}"} for index in range(20)]
+
+with DAG("e2e_webhook", schedule=None, start_date=START, catchup=False, max_active_tasks=32) as webhook:
+    AltaRunWorkflowOperator.partial(
+        task_id="run", alta_conn_id="alta_hooked", deferrable=True, airflow_webhook=True, timeout=600
+    ).expand(input=TOPICS)
+
+with DAG("e2e_polling", schedule=None, start_date=START, catchup=False, max_active_tasks=32) as polling:
+    AltaRunWorkflowOperator.partial(task_id="run", alta_conn_id="alta_polled", deferrable=True, timeout=600).expand(
+        input=TOPICS
+    )
+
+for conn_id in ("alta_hook_lost", "alta_hook_dup", "alta_hook_early"):
+    with DAG(f"e2e_{conn_id}", schedule=None, start_date=START, catchup=False) as fault_dag:
+        AltaRunWorkflowOperator(
+            task_id="run",
+            alta_conn_id=conn_id,
+            input={"topic": "Faults"},
+            deferrable=True,
+            airflow_webhook=True,
+            webhook_fallback_interval=5,
+            timeout=600,
+        )
+    globals()[f"e2e_{conn_id}"] = fault_dag
