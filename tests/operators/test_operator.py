@@ -168,6 +168,19 @@ def test_deferrable_timeout(alta_emulator, capsys):
         ({"input": {}, "output_schema": "/nonexistent/schema.json"}, "cannot read schema file"),
         ({"input": {}, "run_async": "yes"}, "run_async must be True or False"),
         ({"input": {}, "user_id": 5}, "user_id"),
+        ({"input": {}, "run_async": True, "airflow_webhook": True}, "airflow_webhook=True needs deferrable=True"),
+        ({"input": {}, "deferrable": True, "airflow_webhook": "yes"}, "airflow_webhook must be True or False"),
+        (
+            {
+                "input": {},
+                "deferrable": True,
+                "airflow_webhook": True,
+                "webhooks": [{"method": "POST", "url": "https://x.io"}] * 5,
+            },
+            "airflow_webhook=True adds one",
+        ),
+        ({"input": {}, "webhook_fallback_interval": 0}, "webhook_fallback_interval"),
+        ({"input": {}, "duration_aware": None}, "duration_aware must be True or False"),
     ],
 )
 def test_invalid_arguments_fail_at_construction(alta_emulator, kwargs, message):

@@ -182,3 +182,37 @@ def test_duration_aware_first_query_near_the_expected_end(alta_conn, alta_emulat
     assert second.state == "success"
     assert second.xcom("run", XCOM_RECENT_DURATIONS)[-2:] == [3000, 3000]
     assert alta_emulator.request_count("query") <= 2 < polls_first
+
+
+def test_webhook_without_the_receiver_configured_fails_before_any_request(alta_conn, alta_emulator, capsys):
+    result = run_dag("t_webhook")
+    assert result.state == "failed"
+    out = capsys.readouterr().out
+    assert "AltaValidationError" in out and "webhook_enabled" in out
+    assert alta_emulator.request_count() == 0
+
+
+def test_webhook_without_a_secret_fails_before_any_request(alta_conn, alta_emulator, receiver_url, capsys, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_ENABLED", "True")
+    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_BASE_URL", receiver_url)
+    result = run_dag("t_webhook")
+    assert result.state == "failed"
+    assert "needs a 'webhook_secret' extra" in capsys.readouterr().out
+    assert alta_emulator.request_count() == 0
+
+
+async def test_unreadable_mailbox_leaves_polling_in_charge(alta_conn, alta_emulator, capsys):
+    """Outside a triggerer there is no supervisor to read XCom through: logged, and polling finishes."""
+    from airflow_provider_alta.hooks.alta import AltaHook
+    from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+
+    alta_emulator.configure(duration=0.5)
+    run_id = AltaHook().invoke_workflow({"topic": "AI"}, is_async=True).workflow_run_id
+    mailbox = TaskInstanceRef("alta_default", "d", "r", "t").to_dict()
+    trigger = AltaWorkflowRunTrigger(
+        run_id, polling={"min_interval": 0.2, "max_interval": 0.5}, mailbox=mailbox, mailbox_interval=0.1
+    )
+    (event,) = [e.payload async for e in trigger.run()]
+    assert event["status"] == "success"
+    out = capsys.readouterr().out
+    assert out.count("Could not read the webhook mailbox of d/r/t") == 3  # said, then quiet

@@ -42,6 +42,19 @@ def test_trigger_polling_settings(polling, message):
         AltaWorkflowRunTrigger("r", polling=polling)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mailbox_interval": 0}, "mailbox_interval"),
+        ({"mailbox": {"dag_id": "d"}}, "missing"),
+        ({"polling": {"expected_duration": -1}}, "expected_duration"),
+    ],
+)
+def test_trigger_mailbox_and_expected_duration(kwargs, message):
+    with pytest.raises((AltaValidationError, TypeError), match=message):
+        AltaWorkflowRunTrigger("r", **kwargs)
+
+
 @pytest.mark.parametrize("timeout", [-1, 0, float("nan"), "soon"])
 def test_wait_timeout(alta_conn, alta_emulator, timeout):
     with pytest.raises(AltaValidationError, match="timeout"):
@@ -58,6 +71,8 @@ CONNECTION_EXTRAS = [
     ({"max_retries": -1}, "max_retries"),
     ({"max_retries": 1.5}, "max_retries"),
     ({"retry_backoff": 0}, "retry_backoff"),
+    ({"webhook_secret": "short"}, "webhook_secret"),
+    ({"webhook_secret": 12345678901234567}, "webhook_secret"),
 ]
 
 

@@ -39,7 +39,8 @@ with DAG("e2e_polling", schedule=None, start_date=START, catchup=False, max_acti
         input=TOPICS
     )
 
-for conn_id in ("alta_hook_lost", "alta_hook_dup", "alta_hook_early"):
+# A lost webhook is caught by the fallback poll, here after 5 s instead of the default 60 s.
+for conn_id, fallback in (("alta_hook_lost", 5), ("alta_hook_dup", 60), ("alta_hook_early", 60)):
     with DAG(f"e2e_{conn_id}", schedule=None, start_date=START, catchup=False) as fault_dag:
         AltaRunWorkflowOperator(
             task_id="run",
@@ -47,7 +48,7 @@ for conn_id in ("alta_hook_lost", "alta_hook_dup", "alta_hook_early"):
             input={"topic": "Faults"},
             deferrable=True,
             airflow_webhook=True,
-            webhook_fallback_interval=5,
+            webhook_fallback_interval=fallback,
             timeout=600,
         )
     globals()[f"e2e_{conn_id}"] = fault_dag
