@@ -49,20 +49,24 @@ def main() -> list[str]:
     lines = [
         "## Webhook wake-up on a real Airflow (20 deferred runs each, 15 s runs)",
         "",
-        "| waiting | runs | detection delay p50 | p95 | max | queries per run (mean / max) |",
-        "|---|---|---|---|---|---|",
+        "| waiting | runs | run end → trigger fires p50 / p95 | run end → task success p50 / p95 / max "
+        "| queries per run (mean / max) |",
+        "|---|---|---|---|---|",
     ]
     for name, runs in results.items():
         delays = [run["delay"] for run in runs]
+        noticed = [run["noticed"] for run in runs]
         queries = [run["queries"] for run in runs]
         lines.append(
-            f"| {name} | {len(runs)} | {percentile(delays, 0.5):.1f} s | {percentile(delays, 0.95):.1f} s "
-            f"| {max(delays):.1f} s | {statistics.mean(queries):.1f} / {max(queries):.0f} |"
+            f"| {name} | {len(runs)} | {percentile(noticed, 0.5):.1f} s / {percentile(noticed, 0.95):.1f} s "
+            f"| {percentile(delays, 0.5):.1f} s / {percentile(delays, 0.95):.1f} s / {max(delays):.1f} s "
+            f"| {statistics.mean(queries):.1f} / {max(queries):.0f} |"
         )
     lines += [
         "",
-        "Requests per run = queries + 1 invoke. The delay counts from the emulator's end of the run to the "
-        "task instance's end date: the trigger's event, the scheduler and the worker resuming the task.",
+        "Requests per run = queries + 1 invoke. 'Trigger fires' is the query that saw the end (the webhook's "
+        "confirmation, or the poll). 'Task success' adds Airflow's own resume path: the trigger event, the "
+        "scheduler, and a worker slot (parallelism 4 here, 40 tasks) running execute_complete.",
     ]
     print("\n".join(lines))
     return lines

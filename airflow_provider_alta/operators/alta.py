@@ -109,6 +109,8 @@ class AltaRunWorkflowOperator(BaseOperator):
         webhooks of a run.
     :param webhook_fallback_interval: with ``airflow_webhook``, the shortest
         pause between the fallback queries that catch a lost webhook.
+    :param webhook_check_interval: with ``airflow_webhook``, seconds between
+        the trigger's reads of its mailbox (an XCom read, no Alta request).
     :param duration_aware: remember the execution times of the task's last
         successful runs (XCom ``alta_recent_execution_times_ms``) and send the
         first query when the run is expected to end.
@@ -152,6 +154,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         durable: bool = True,
         airflow_webhook: bool = False,
         webhook_fallback_interval: float = 60.0,
+        webhook_check_interval: float = 1.0,
         duration_aware: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -172,6 +175,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.durable = durable
         self.airflow_webhook = airflow_webhook
         self.webhook_fallback_interval = webhook_fallback_interval
+        self.webhook_check_interval = webhook_check_interval
         self.duration_aware = duration_aware
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
@@ -194,6 +198,7 @@ class AltaRunWorkflowOperator(BaseOperator):
                 "airflow_webhook=True needs deferrable=True: the triggerer is what the webhook wakes up"
             )
         ensure_positive_number(self.webhook_fallback_interval, "webhook_fallback_interval")
+        ensure_positive_number(self.webhook_check_interval, "webhook_check_interval")
         ensure_positive_number(self.timeout, "timeout", allow_none=True)
         ensure_positive_number(self.max_cost, "max_cost", allow_none=True, allow_zero=True)
         ensure_positive_number(self.max_tokens, "max_tokens", allow_none=True, allow_zero=True)
@@ -399,6 +404,7 @@ class AltaRunWorkflowOperator(BaseOperator):
                 polling=polling.to_dict(),
                 last_status=run.status.value,
                 mailbox=_ref(self, context).to_dict() if self.airflow_webhook else None,
+                mailbox_interval=self.webhook_check_interval,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id},

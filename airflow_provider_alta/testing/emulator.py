@@ -90,6 +90,7 @@ class Run:
     failed: bool
     webhooks: list[dict[str, Any]] = field(default_factory=list, repr=False)
     queries: int = 0
+    last_query_at: float | None = None
 
     @property
     def ends_at(self) -> float:
@@ -298,6 +299,7 @@ class AltaEmulator:
         if run is None or run.api_key != api_key:
             return _error(404, "RUN_NOT_FOUND", f"No workflow run {run_id}", headers)
         run.queries += 1
+        run.last_query_at = time.time()
         return web.json_response(run.body(time.time()), headers=headers)
 
     async def _invoke(
@@ -420,6 +422,7 @@ class AltaEmulator:
                 "body": run.body(max(now, run.ends_at)),
                 "ends_at": run.ends_at,
                 "queries": run.queries,
+                "last_query_at": run.last_query_at,
                 "status_now": run.status(now),
             }
         )

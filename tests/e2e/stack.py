@@ -222,7 +222,8 @@ class Stack:
             return json.loads(resp.read())
 
     def alta_runs(self, dag_id: str, run_id: str, task_id: str = "run") -> list[dict[str, Any]]:
-        """Each task instance's Alta run: detection delay (run end → task end) and queries spent."""
+        """Each task instance's Alta run: detection delay (run end → task end, and → the query that saw the end)
+        and the queries spent."""
         runs = []
         for ti in self.task_instances(dag_id, run_id):
             if ti["task_id"] != task_id:
@@ -236,6 +237,8 @@ class Stack:
                     "state": ti["state"],
                     "workflow_run_id": alta_run,
                     "delay": ended - info["ends_at"],
+                    # The last query is the one that saw the end: when the trigger fired.
+                    "noticed": (info["last_query_at"] or ended) - info["ends_at"],
                     "queries": info["queries"],
                     "ends_at": info["ends_at"],
                     "task_end": ended,

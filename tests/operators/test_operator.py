@@ -180,6 +180,7 @@ def test_deferrable_timeout(alta_emulator, capsys):
             "airflow_webhook=True adds one",
         ),
         ({"input": {}, "webhook_fallback_interval": 0}, "webhook_fallback_interval"),
+        ({"input": {}, "webhook_check_interval": -1}, "webhook_check_interval"),
         ({"input": {}, "duration_aware": None}, "duration_aware must be True or False"),
     ],
 )
