@@ -46,7 +46,7 @@ class MailboxStore:
         """Store ``notice`` in the task instance's mailbox unless it is stale, foreign or a duplicate.
 
         Returns what happened and, for :attr:`Delivery.TASK_FINISHED`, the task's state.
-        One transaction: concurrent duplicate deliveries leave one identical notice.
+        One transaction; the mailbox row is replaced, never doubled.
         """
         from airflow.models.taskinstance import TaskInstance
         from airflow.models.xcom import XComModel
