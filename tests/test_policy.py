@@ -15,7 +15,7 @@ from airflow_provider_alta.exceptions import (
     AltaTransportError,
     AltaValidationError,
 )
-from airflow_provider_alta.polling import PollingSettings, PollSchedule, adaptive_interval
+from airflow_provider_alta.polling import PollingSettings, PollSchedule, adaptive_interval, expected_duration
 from airflow_provider_alta.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
 from airflow_provider_alta.ratelimit import RateBudget, key_fingerprint
 from airflow_provider_alta.retries import RetrySettings, may_retry, retry_delay
@@ -134,3 +134,35 @@ def test_schedule_fails_fast_on_fatal_and_bounds_transient():
 def test_fingerprint_hides_key():
     fp = key_fingerprint("https://altatech.ai/", "sk-secret")
     assert "sk-secret" not in fp and fp == key_fingerprint("https://altatech.ai", "sk-secret")
+
+
+def test_expected_duration_from_history():
+    settings = PollingSettings()
+    assert expected_duration([], settings) is None
+    assert expected_duration([60.0, 57.0, 63.0], settings) == 57.0  # polling alone: the shortest
+    # With a webhook, the first fallback query waits one interval past the longest recent run.
+    assert expected_duration([60.0, 57.0, 63.0], settings, webhook_fallback=60.0) == 63.0 + 60.0
+    assert expected_duration([3600.0], settings, webhook_fallback=60.0) == pytest.approx(3600.0 + 0.09 * 3600)
+
+
+def _first_end_seen(duration: float, settings: PollingSettings) -> tuple[int, float]:
+    schedule = PollSchedule(settings, started_at=0.0, rng=random.Random(3))
+    t, queries = 0.0, 0
+    while t < duration:
+        t += schedule.delay_after_status(t)
+        queries += 1
+    return queries, t - duration
+
+
+def test_duration_aware_schedule_queries_at_the_expected_end_then_adapts():
+    settings = PollingSettings(expected_duration=600.0)
+    schedule = PollSchedule(settings, started_at=0.0, rng=random.Random(1))
+    assert schedule.delay_after_status(0.0) == 600.0  # one wait, no jitter, however long
+    assert schedule.delay_after_status(599.5) == 1.0  # never below min_interval
+    assert schedule.delay_after_status(600.0) == pytest.approx(54.0, rel=0.1)  # adaptive from there
+    queries, delay = _first_end_seen(610.0, settings)
+    assert queries == 2 and delay <= 0.1 * 610
+    # A run that grows keeps the usual bound.
+    for duration in (700.0, 1200.0, 1800.0):
+        _, delay = _first_end_seen(duration, settings)
+        assert delay <= 0.09 / 0.91 * duration + 1e-6

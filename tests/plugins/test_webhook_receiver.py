@@ -225,3 +225,27 @@ def test_path_round_trips_awkward_run_ids(receiver, target, monkeypatch):
     assert "%3A" in TaskInstanceRef("c", "d", "manual__2026-01-01T00:00:00+00:00", "t").path()
     set_xcom(target, XCOM_RUN_ID, RUN_ID)
     assert post(receiver, target, run_body()).status_code == 200
+
+
+def test_receiver_webhook_entry_and_its_configuration_errors():
+    from airflow_provider_alta.exceptions import AltaValidationError
+    from airflow_provider_alta.webhook import airflow_webhook, announces_end, signature_matches
+
+    ref = TaskInstanceRef("alta_default", "etl", "manual__2026-01-01T00:00:00+00:00", "news", 2)
+    entry = airflow_webhook(WebhookSettings(True, "https://airflow.example.com/"), SECRET, ref)
+    assert entry["method"] == "POST"
+    assert entry["url"] == "https://airflow.example.com/alta" + ref.path()
+    assert entry["url"].endswith("/alta_default/etl/manual__2026-01-01T00%3A00%3A00%2B00%3A00/news/2")
+    assert signature_matches(SECRET, ref, entry["headers"][SIGNATURE_HEADER])
+    assert not signature_matches(SECRET, TaskInstanceRef(**{**ref.to_dict(), "map_index": 3}), sign(SECRET, ref))
+    with pytest.raises(AltaValidationError, match="webhook_enabled"):
+        airflow_webhook(WebhookSettings(False, "https://airflow.example.com"), SECRET, ref)
+    for base in (None, "", "airflow.example.com", "ftp://airflow.example.com"):
+        with pytest.raises(AltaValidationError, match="webhook_base_url"):
+            airflow_webhook(WebhookSettings(True, base), SECRET, ref)
+    with pytest.raises(AltaValidationError, match="webhook_secret"):
+        airflow_webhook(WebhookSettings(True, "https://airflow.example.com"), None, ref)
+    assert announces_end({"workflow_run_id": "r", "status": "FAILED"}, "r")
+    assert not announces_end({"workflow_run_id": "r", "status": "RUNNING"}, "r")
+    assert not announces_end({"workflow_run_id": "other", "status": "SUCCEED"}, "r")
+    assert not announces_end({"workflow_run_id": None, "status": None, "received_at": None}, "r")
