@@ -23,7 +23,7 @@ also catch an unforeseen early end within a few percent; the webhook can).
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError, AltaValidationError
@@ -79,6 +79,17 @@ def expected_duration(
         return min(history)
     longest = max(history)
     return longest + max(webhook_fallback, settings.ratio * longest)
+
+
+def settings_for_run(
+    settings: PollingSettings, history: list[float], webhook_fallback: float | None = None
+) -> PollingSettings:
+    """One run's schedule: the fallback spacing when a webhook is expected, the expected end when known."""
+    if webhook_fallback is not None:
+        spacing = max(settings.min_interval, webhook_fallback)
+        settings = replace(settings, min_interval=spacing, max_interval=max(settings.max_interval, spacing))
+    expected = expected_duration(history, settings, webhook_fallback)
+    return settings if expected is None else replace(settings, expected_duration=expected)
 
 
 def adaptive_interval(elapsed: float, settings: PollingSettings, rng: random.Random | None = None) -> float:

@@ -86,13 +86,9 @@ def _schedule(
     rng: random.Random, history: list[float] | None = None, webhook_fallback: float | None = None
 ) -> Callable[[float], float]:
     """The operator's schedule: its settings, its expected duration from ``history``, its webhook spacing."""
-    from airflow_provider_alta.polling import PollSchedule, expected_duration
+    from airflow_provider_alta.polling import PollSchedule, settings_for_run
 
-    settings = PollingSettings()
-    if webhook_fallback is not None:
-        settings = PollingSettings(min_interval=webhook_fallback, max_interval=max(300.0, webhook_fallback))
-    expected = expected_duration(history or [], settings, webhook_fallback)
-    settings = PollingSettings(**{**settings.to_dict(), "expected_duration": expected})
+    settings = settings_for_run(PollingSettings(), history or [], webhook_fallback)
     return PollSchedule(settings, started_at=0.0, rng=rng).delay_after_status
 
 

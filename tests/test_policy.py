@@ -15,7 +15,13 @@ from airflow_provider_alta.exceptions import (
     AltaTransportError,
     AltaValidationError,
 )
-from airflow_provider_alta.polling import PollingSettings, PollSchedule, adaptive_interval, expected_duration
+from airflow_provider_alta.polling import (
+    PollingSettings,
+    PollSchedule,
+    adaptive_interval,
+    expected_duration,
+    settings_for_run,
+)
 from airflow_provider_alta.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
 from airflow_provider_alta.ratelimit import RateBudget, key_fingerprint
 from airflow_provider_alta.retries import RetrySettings, may_retry, retry_delay
@@ -166,3 +172,12 @@ def test_duration_aware_schedule_queries_at_the_expected_end_then_adapts():
     for duration in (700.0, 1200.0, 1800.0):
         _, delay = _first_end_seen(duration, settings)
         assert delay <= 0.09 / 0.91 * duration + 1e-6
+
+
+def test_settings_for_run_spaces_fallback_polls_and_sets_the_expected_end():
+    base = PollingSettings(min_interval=0.5, max_interval=30.0)
+    assert settings_for_run(base, []) == base
+    assert settings_for_run(base, [40.0, 50.0]).expected_duration == 40.0
+    hooked = settings_for_run(base, [], webhook_fallback=60.0)
+    assert (hooked.min_interval, hooked.max_interval, hooked.expected_duration) == (60.0, 60.0, None)
+    assert settings_for_run(base, [40.0, 50.0], webhook_fallback=60.0).expected_duration == 110.0

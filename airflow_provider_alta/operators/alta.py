@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
 from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.polling import PollingSettings, expected_duration
+from airflow_provider_alta.polling import PollingSettings, settings_for_run
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
@@ -179,6 +178,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.duration_aware = duration_aware
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
+        self._recent_ms: list[float] | None = None
         self._check_settings()
         self._check_values(rendered=False)
 
@@ -321,34 +321,33 @@ class AltaRunWorkflowOperator(BaseOperator):
 
     def _polling_for(self, context: Context) -> PollingSettings:
         """The schedule of this run: the fallback spacing with a webhook, the expected end when known."""
-        polling = self.polling
-        if self.airflow_webhook:
-            spacing = max(polling.min_interval, self.webhook_fallback_interval)
-            polling = dataclasses.replace(
-                polling, min_interval=spacing, max_interval=max(polling.max_interval, spacing)
-            )
         history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
         fallback = self.webhook_fallback_interval if self.airflow_webhook else None
-        expected = expected_duration([ms / 1000 for ms in history], polling, fallback)
-        if expected is not None:
+        polling = settings_for_run(self.polling, [ms / 1000 for ms in history], fallback)
+        if polling.expected_duration is not None:
             self.log.info(
                 "Earlier runs took %.1f to %.1f s: first query after %.1f s",
                 min(history) / 1000,
                 max(history) / 1000,
-                expected,
+                polling.expected_duration,
             )
-            polling = dataclasses.replace(polling, expected_duration=expected)
         return polling
 
     def _recent_durations(self, context: Context) -> list[float]:
-        """Execution times (ms) of the task's last successful runs, from its own XCom history."""
+        """Execution times (ms) of the task's last successful runs, from its own XCom history (read once)."""
+        if self._recent_ms is not None:
+            return self._recent_ms
         ti = context["ti"]
         value = ti.xcom_pull(
             task_ids=ti.task_id, key=XCOM_RECENT_DURATIONS, include_prior_dates=True, map_indexes=ti.map_index
         )
-        if not isinstance(value, list):
-            return []
-        return [float(v) for v in value if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+        valid = isinstance(value, list)
+        self._recent_ms = [
+            float(v)
+            for v in (value if valid else [])
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+        ]
+        return self._recent_ms
 
     def _webhook_already_in(self, context: Context, run: WorkflowRun) -> WorkflowRun:
         """A webhook that arrived before the deferral: confirm it now and skip the triggerer."""

@@ -27,6 +27,16 @@ class Delivery(str, enum.Enum):
     OTHER_RUN = "other_run"
 
 
+def where_task_instance(model: Any, ref: TaskInstanceRef) -> list[Any]:
+    """The SQL conditions selecting ``ref``'s rows of ``model`` (task instances, XComs)."""
+    return [
+        model.dag_id == ref.dag_id,
+        model.run_id == ref.run_id,
+        model.task_id == ref.task_id,
+        model.map_index == ref.map_index,
+    ]
+
+
 class MailboxStore:
     """Reads and writes the metadata database for the receiver."""
 
@@ -54,14 +64,7 @@ class MailboxStore:
         from sqlalchemy import select
 
         with create_session() as session:
-            found = session.execute(
-                select(TaskInstance.state).where(
-                    TaskInstance.dag_id == ref.dag_id,
-                    TaskInstance.run_id == ref.run_id,
-                    TaskInstance.task_id == ref.task_id,
-                    TaskInstance.map_index == ref.map_index,
-                )
-            ).first()
+            found = session.execute(select(TaskInstance.state).where(*where_task_instance(TaskInstance, ref))).first()
             if found is None:
                 return Delivery.UNKNOWN_TASK, None
             state = found[0]
@@ -70,13 +73,7 @@ class MailboxStore:
 
             def current(key: str) -> Any:
                 row = session.scalar(
-                    select(XComModel.value).where(
-                        XComModel.key == key,
-                        XComModel.dag_id == ref.dag_id,
-                        XComModel.run_id == ref.run_id,
-                        XComModel.task_id == ref.task_id,
-                        XComModel.map_index == ref.map_index,
-                    )
+                    select(XComModel.value).where(XComModel.key == key, *where_task_instance(XComModel, ref))
                 )
                 return None if row is None else XComModel.deserialize_value(_Row(row))
 

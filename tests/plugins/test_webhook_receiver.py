@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from airflow_provider_alta.completion import XCOM_RUN_ID
+from airflow_provider_alta.plugins.mailbox_store import where_task_instance
 from airflow_provider_alta.plugins.webhook_receiver import AltaWebhookPlugin, create_app
 from airflow_provider_alta.webhook import (
     MAILBOX_KEY,
@@ -42,22 +43,13 @@ def target(airflow_db) -> TaskInstanceRef:
     return TaskInstanceRef(conn_id="alta_hooks", dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id)
 
 
-def ti_filter(model: Any, ref: TaskInstanceRef) -> list[Any]:
-    return [
-        model.dag_id == ref.dag_id,
-        model.run_id == ref.run_id,
-        model.task_id == ref.task_id,
-        model.map_index == ref.map_index,
-    ]
-
-
 def set_state(ref: TaskInstanceRef, state: str) -> None:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import update
 
     with create_session() as session:
-        session.execute(update(TaskInstance).where(*ti_filter(TaskInstance, ref)).values(state=state))
+        session.execute(update(TaskInstance).where(*where_task_instance(TaskInstance, ref)).values(state=state))
 
 
 def xcom(ref: TaskInstanceRef, key: str) -> Any:
@@ -66,7 +58,9 @@ def xcom(ref: TaskInstanceRef, key: str) -> Any:
     from sqlalchemy import select
 
     with create_session() as session:
-        row = session.execute(select(XComModel).where(XComModel.key == key, *ti_filter(XComModel, ref))).scalar()
+        row = session.execute(
+            select(XComModel).where(XComModel.key == key, *where_task_instance(XComModel, ref))
+        ).scalar()
         return None if row is None else XComModel.deserialize_value(row)
 
 
