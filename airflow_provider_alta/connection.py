@@ -117,7 +117,16 @@ def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
             raise AltaValidationError(f"connection {conn_id!r} has extras that are not valid JSON") from None
     if not isinstance(extra, dict):
         raise AltaValidationError(f"connection {conn_id!r} extras must be a JSON object")
-    return extra
+    # The connection form saves a field left empty as null or "": that means "use the default".
+    extras = {name: value for name, value in extra.items() if value is not None and value != ""}
+    if isinstance(extras.get("proxies"), str):  # the form's text field holds the JSON object as text
+        try:
+            extras["proxies"] = json.loads(extras["proxies"])
+        except ValueError:
+            raise AltaValidationError(
+                f'connection {conn_id!r} extra \'proxies\' is not JSON; e.g. {{"https": "http://proxy:3128"}}'
+            ) from None
+    return extras
 
 
 def normalize_base_url(host: str | None) -> str:

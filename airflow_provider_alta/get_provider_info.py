@@ -71,6 +71,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",
+                        "description": "Seconds to wait for a connection to Alta (a request never connected was not sent).",
                         "schema": {"type": ["number", "null"], "minimum": 0, "default": 10},
                     },
                     "verify": {
@@ -92,6 +93,17 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Max retry time (s)",
                         "description": "Seconds one request may spend being retried.",
                         "schema": {"type": ["number", "null"], "minimum": 0, "default": 120},
+                    },
+                    "retry_backoff": {
+                        "label": "First retry backoff (s)",
+                        "description": "Pause before the first retry, doubled on each further retry (with jitter).",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 1},
+                    },
+                    "webhook_secret": {
+                        "label": "Webhook secret",
+                        "description": "16+ random characters that sign the webhook receiver's URLs "
+                        "(airflow_webhook=True).",
+                        "schema": {"type": ["string", "null"], "format": "password"},
                     },
                 },
             }

@@ -91,7 +91,7 @@ class WebhookSettings:
 
     @classmethod
     def from_config(cls) -> WebhookSettings:
-        from airflow.sdk import conf
+        from airflow_provider_alta.compat import conf
 
         return cls(
             enabled=conf.getboolean(CONFIG_SECTION, "webhook_enabled", fallback=False),

@@ -20,6 +20,13 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.pop("AIRFLOW_CONN_ALTA_DEFAULT", None)
 
+if os.environ.get("ALTA_TESTS_EXPECT_INSTALLED"):
+    # The version matrix tests the built wheel: the package must come from site-packages, not a source tree.
+    import airflow_provider_alta
+
+    if "site-packages" not in Path(airflow_provider_alta.__file__).parts:
+        raise pytest.UsageError(f"airflow_provider_alta was imported from {airflow_provider_alta.__file__}")
+
 #: A distinctive key: tests search logs and errors for it.
 SECRET_KEY = "sk-alta-SECRET-7f3a9c2e1d"
 

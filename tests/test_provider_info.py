@@ -47,3 +47,30 @@ def _airflow(*args: str) -> str:
 def test_airflow_lists_provider_and_connection_type():
     assert "airflow-provider-alta" in _airflow("providers", "list", "-o", "json")
     assert "airflow_provider_alta.hooks.alta.AltaHook" in _airflow("providers", "hooks", "-o", "json")
+
+
+FORM = """
+import json
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+(alta,) = [hook for hook in HookMetaService.hook_meta_data() if hook.connection_type == "alta"]
+print(json.dumps(alta.model_dump(mode="json")))
+"""
+
+
+def test_connection_form_is_labelled_on_this_airflow():
+    """What the UI's connection form shows, as the API server builds it (3.2+ from provider info, 3.0/3.1 from
+    the hook's form methods)."""
+    done = subprocess.run([sys.executable, "-c", FORM], env=os.environ.copy(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    form = json.loads(done.stdout.strip().splitlines()[-1])
+    declared = get_provider_info()["connection-types"][0]["conn-fields"]
+    extra = form["extra_fields"]
+    assert set(extra) == set(declared)
+    for name, spec in declared.items():
+        assert extra[name]["schema"]["title"] == spec["label"], name
+    assert extra["webhook_secret"]["schema"]["format"] == "password"
+    assert "boolean" in extra["verify"]["schema"]["type"]
+    standard = form["standard_fields"]
+    assert standard["host"]["title"] == "Base URL" and standard["password"]["title"] == "API Key"
+    assert standard["host"]["placeholder"] == "https://altatech.ai"
+    assert all(standard[name]["hidden"] for name in ("login", "port", "url_schema"))

@@ -16,8 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-
+from airflow_provider_alta.compat import BaseHook, aget_connection, legacy_connection_form
 from airflow_provider_alta.connection import AltaConnectionConfig
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
@@ -141,6 +140,16 @@ class AltaHook(_AltaHookBase):
     def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
         super().__init__(alta_conn_id, **kwargs)
         self._session: requests.Session | None = None
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields, for Airflow 3.0/3.1 (3.2+ reads them from provider info)."""
+        return legacy_connection_form(_connection_type())[0]
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields, for Airflow 3.0/3.1 (3.2+ reads them from provider info)."""
+        return legacy_connection_form(_connection_type())[1]
 
     @property
     def config(self) -> AltaConnectionConfig:
@@ -320,6 +329,13 @@ class AltaHook(_AltaHookBase):
         return True, f"Connection OK: Alta at {self.config.base_url} answered"
 
 
+def _connection_type() -> dict[str, Any]:
+    from airflow_provider_alta.get_provider_info import get_provider_info
+
+    entry: dict[str, Any] = get_provider_info()["connection-types"][0]
+    return entry
+
+
 def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransportError:
     """Map a requests failure, deciding whether the request can have reached Alta."""
     import requests
@@ -410,7 +426,7 @@ class AltaAsyncHook(_AltaHookBase):
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
         if self._config is None:
-            return self._config_from(await self.aget_connection(self.alta_conn_id))
+            return self._config_from(await aget_connection(self.alta_conn_id))
         return self._config
 
     async def __aenter__(self) -> AltaAsyncHook:

@@ -10,8 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import BaseOperator
 
+from airflow_provider_alta.compat import conf, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
 from airflow_provider_alta.models import RunStatus
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
 
-#: Where the run id is kept across tries (``context["task_state_store"]``).
+#: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
 #: The XCom holding the execution times (ms) of the task's last successful runs.
 XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
@@ -361,14 +362,9 @@ class AltaRunWorkflowOperator(BaseOperator):
 
     def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
-        store = context.get("task_state_store") if self.durable else None
-        if self.durable and store is None:
-            self.log.warning(
-                "This Airflow has no task_state_store: a retry of this task cannot reattach to its Alta run "
-                "and will start a new one"
-            )
-        stored = store.get(STATE_KEY) if store is not None else None
-        if isinstance(stored, str) and stored:
+        store = run_id_store(context, STATE_KEY) if self.durable else None
+        stored = store.get() if store is not None else None
+        if stored:
             try:
                 previous = self.hook.get_run(stored)
             except AltaNotFoundError:
@@ -386,7 +382,8 @@ class AltaRunWorkflowOperator(BaseOperator):
         run = self.hook.invoke_workflow(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
         self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
-            store.set(STATE_KEY, run.workflow_run_id)
+            store.set(run.workflow_run_id)
+            self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
         return run
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
@@ -432,6 +429,8 @@ class AltaRunWorkflowOperator(BaseOperator):
         if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
             recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]
             context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=[*recent, run.execution_time_ms])
+        if self.durable:
+            run_id_store(context, STATE_KEY).clear()  # the task succeeded: no retry will look for the run
         return result
 
     def on_kill(self) -> None:

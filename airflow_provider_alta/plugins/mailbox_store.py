@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from airflow_provider_alta.compat import xcom_set_kwargs
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, same_notice
 
@@ -89,8 +90,8 @@ class MailboxStore:
                 run_id=ref.run_id,
                 task_id=ref.task_id,
                 map_index=ref.map_index,
-                serialize=False,  # stored as plain JSON, like a task's own push through the Execution API
                 session=session,
+                **xcom_set_kwargs(),  # stored the way a task's own push through the Execution API is
             )
         return Delivery.STORED, None
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_alta.compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, conf
 from airflow_provider_alta.completion import finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaRunFailedError, AltaTimeoutError
 from airflow_provider_alta.polling import PollingSettings

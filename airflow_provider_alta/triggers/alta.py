@@ -176,14 +176,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
 
 async def _read_mailbox(ref: TaskInstanceRef) -> Any:
     """The task instance's mailbox notice, through the triggerer's supervisor."""
-    from airflow.sdk.execution_time import task_runner
-    from airflow.sdk.execution_time.xcom import XCom
+    from airflow_provider_alta.compat import aget_xcom
 
-    where = {"key": MAILBOX_KEY, "dag_id": ref.dag_id, "run_id": ref.run_id, "task_id": ref.task_id}
-    if hasattr(task_runner.SUPERVISOR_COMMS, "asend"):
-        return await XCom.aget_one(**where, map_index=ref.map_index)
-    # dag.test() runs triggers with synchronous in-process comms.
-    return await asyncio.to_thread(XCom.get_one, **where, map_index=ref.map_index)
+    return await aget_xcom(
+        key=MAILBOX_KEY, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index
+    )
 
 
 async def _first_of(*waits: Awaitable[WorkflowRun]) -> WorkflowRun:

@@ -97,6 +97,25 @@ with dag("t_durable_live") as t_durable_live:
 with dag("t_durable_finished") as t_durable_finished:
     CrashesOnFirstTry(task_id="run", input={"topic": "AI"}, retries=1, retry_delay=datetime.timedelta(0))
 
+
+@task
+def variable_store_round_trip(**context: Any) -> str:
+    """The store used before Airflow 3.3, exercised on every version: set, read back, clear."""
+    from airflow_provider_alta.compat import run_id_store
+
+    without_state_store = {"ti": context["ti"]}
+    store = run_id_store(without_state_store, "unused")
+    assert store.get() is None
+    store.set("run-from-try-1")
+    assert run_id_store(without_state_store, "unused").get() == "run-from-try-1"
+    store.clear()
+    assert store.get() is None
+    return store.where
+
+
+with dag("t_variable_store") as t_variable_store:
+    variable_store_round_trip()
+
 with dag("t_deferrable") as t_deferrable:
     AltaRunWorkflowOperator(task_id="run", input={"topic": "Deferred"}, deferrable=True, timeout=30, **FAST)
 

@@ -22,6 +22,7 @@ BIN = Path(sys.executable).parent
 API_KEY = "sk-e2e-SECRET-d41f88a0c7"
 SLOW_KEY = "sk-e2e-SLOW-SECRET-93b2"
 WORKER_KEY = "sk-e2e-WORKER-SECRET-5e1c"
+RETRY_KEY = "sk-e2e-RETRY-SECRET-8a2f"
 WEBHOOK_TOKEN = "whk-e2e-SECRET-0b7d55"
 #: Keys of the webhook wake-up DAGs, by connection id, with their workflows' settings.
 HOOKED = {
@@ -32,7 +33,15 @@ HOOKED = {
     "alta_hook_early": ("sk-e2e-EARLY-SECRET-55ee", {"duration": 0.3}),
 }
 WEBHOOK_SECRET = "whs-e2e-SECRET-6f0e93c1d2"
-SECRETS = (API_KEY, SLOW_KEY, WORKER_KEY, WEBHOOK_TOKEN, WEBHOOK_SECRET, *(key for key, _ in HOOKED.values()))
+SECRETS = (
+    API_KEY,
+    SLOW_KEY,
+    WORKER_KEY,
+    RETRY_KEY,
+    WEBHOOK_TOKEN,
+    WEBHOOK_SECRET,
+    *(key for key, _ in HOOKED.values()),
+)
 
 
 def free_port() -> int:
@@ -86,6 +95,7 @@ class Stack:
                 API_KEY: {"duration": 12.0},
                 SLOW_KEY: {"duration": 25.0},
                 WORKER_KEY: {"duration": 15.0},
+                RETRY_KEY: {"duration": 12.0},
                 **dict(HOOKED.values()),
             }
         }
@@ -130,6 +140,7 @@ class Stack:
             AIRFLOW_CONN_ALTA_DEFAULT=conn(API_KEY),
             AIRFLOW_CONN_ALTA_SLOW=conn(SLOW_KEY),
             AIRFLOW_CONN_ALTA_WORKER=conn(WORKER_KEY),
+            AIRFLOW_CONN_ALTA_RETRY=conn(RETRY_KEY),
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",
             AIRFLOW_VAR_ALTA_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         )

@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
 from airflow_provider_alta.webhook import EMPTY_MAILBOX, MAILBOX_KEY, SIGNATURE_HEADER, TaskInstanceRef, sign
-from tests.e2e.stack import HOOKED, SECRETS, SLOW_KEY, WEBHOOK_SECRET, WORKER_KEY, Stack, wait_for
+from tests.e2e.stack import HOOKED, RETRY_KEY, SECRETS, SLOW_KEY, WEBHOOK_SECRET, WORKER_KEY, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +87,20 @@ def test_worker_loss_retry_reattaches(stack):
     assert stack.wait_dag_run("e2e_worker_loss", run_id, timeout=180) == "success"
     assert stack.task_instance("e2e_worker_loss", run_id, "run")["try_number"] == 2
     assert invokes(stack, WORKER_KEY) == 1
+    assert durable_variables(stack) == []  # before Airflow 3.3 the run id was kept in a Variable, now removed
+
+
+def test_deferred_retry_reattaches(stack):
+    run_id = stack.trigger("e2e_deferred_retry")
+    assert stack.wait_dag_run("e2e_deferred_retry", run_id, timeout=180) == "success"
+    assert stack.task_instance("e2e_deferred_retry", run_id, "run")["try_number"] == 2  # try 1 timed out
+    assert invokes(stack, RETRY_KEY) == 1
+    assert durable_variables(stack) == []
+
+
+def durable_variables(stack: Stack) -> list[str]:
+    variables = stack.request("GET", "/api/v2/variables?limit=1000")["variables"]
+    return [v["key"] for v in variables if v["key"].startswith("alta_run_id.")]
 
 
 def deliveries_for(stack: Stack, runs: list[dict]) -> list[dict]:
@@ -119,6 +133,10 @@ def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
     polled = stack.alta_runs("e2e_polling", runs["e2e_polling"])
     assert len(hooked) == len(polled) == 20
     assert [run["queries"] for run in hooked] == [1] * 20  # the confirming query; no fallback poll
+    # Run end -> the confirming query (the trigger fires right after it): a silent fallback to polling would be
+    # the 60 s fallback interval here.
+    noticed = sorted(run["noticed"] for run in hooked)
+    assert noticed[18] <= 2.0, noticed  # p95 of 20
     # Polling pays for every look (a run can end before its trigger even starts: then one is enough).
     assert all(run["queries"] >= 1 for run in polled)
     assert sum(run["queries"] for run in polled) > 2 * sum(run["queries"] for run in hooked)

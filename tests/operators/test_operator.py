@@ -110,8 +110,17 @@ def test_mapped_over_five_inputs(alta_emulator):
     assert alta_emulator.invoke_count() == 5
 
 
+def durable_variables() -> list[str]:
+    """The run-id Variables the provider keeps before Airflow 3.3 (none once a task has succeeded)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [key for (key,) in session.query(Variable.key).filter(Variable.key.like("alta_run_id.%"))]
+
+
 @pytest.mark.parametrize("dag_id", ["t_durable_live", "t_durable_finished", "t_deferred_retry"])
-def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id):
+def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id, capsys):
     alta_emulator.configure(duration=1.0)
     result = run_dag(dag_id)
     assert result.state == "success"
@@ -119,6 +128,16 @@ def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id):
     assert alta_emulator.invoke_count() == 1
     run_id = result.xcom("run", "workflow_run_id")
     assert result.xcom("run") == expected_output(alta_emulator, run_id)
+    out = capsys.readouterr().out
+    assert "Run id kept in" in out and "Reattaching to Alta" in out
+    assert durable_variables() == []  # cleaned up when the task succeeded
+
+
+def test_variable_store_round_trips_on_every_airflow():
+    result = run_dag("t_variable_store")
+    assert result.state == "success"
+    assert result.xcom("variable_store_round_trip").startswith("the Airflow Variable 'alta_run_id.")
+    assert durable_variables() == []
 
 
 def test_deferrable_success(alta_emulator):

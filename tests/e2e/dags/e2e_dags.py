@@ -26,6 +26,18 @@ with DAG("e2e_worker_loss", schedule=None, start_date=START, catchup=False) as w
         retry_delay=datetime.timedelta(seconds=1),
     )
 
+# The first try's wait times out after 6 s of a 12 s run; the retry must reattach to the same run.
+with DAG("e2e_deferred_retry", schedule=None, start_date=START, catchup=False) as deferred_retry:
+    AltaRunWorkflowOperator(
+        task_id="run",
+        alta_conn_id="alta_retry",
+        input={"topic": "Retry"},
+        deferrable=True,
+        timeout=6,
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=1),
+    )
+
 #: Twenty runs per DAG: detection delay and queries, webhook against polling alone.
 TOPICS = [{"topic": f"Topic {index}"} for index in range(20)]
 

@@ -1,0 +1,230 @@
+"""Every difference between the Airflow 3 releases the provider supports (3.0 to 3.3), in one place.
+
+The rest of the provider imports from here and reads as if there were one
+Airflow. Features are detected, not version numbers compared, so a backport
+or a later release is picked up without a change here. What differs:
+
+============================  =====================================  =========================================
+what                          where it exists                        older releases
+============================  =====================================  =========================================
+``BaseHook`` in the SDK       3.1+ (``airflow.sdk``)                 ``airflow.hooks.base``
+``conf`` in the SDK           3.2+ (``airflow.sdk``)                 ``airflow.configuration``
+task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.exceptions``
+``BaseHook.aget_connection``  3.1+                                   the sync lookup through ``sync_to_async``
+``XCom.aget_one``             3.3+                                   the sync read through ``sync_to_async``
+``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
+``XComModel.set(serialize=)`` 3.2+                                   stored serialized, as 3.0/3.1 tasks do
+============================  =====================================  =========================================
+
+``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
+triggerer offers for sync SDK calls: the call runs in a worker thread while
+its message to the supervisor goes out on the triggerer's event loop, so the
+loop is never blocked and the supervisor channel is never used from two loops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+try:  # Airflow 3.2+
+    from airflow.sdk import conf
+except ImportError:  # Airflow 3.0, 3.1
+    from airflow.configuration import conf  # type: ignore[assignment]
+
+try:  # Airflow 3.1+
+    from airflow.sdk import BaseHook
+except ImportError:  # Airflow 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+except ImportError:  # Airflow 3.0, 3.1
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = [
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "BaseHook",
+    "RunIdStore",
+    "aget_connection",
+    "aget_xcom",
+    "conf",
+    "run_id_store",
+    "xcom_set_kwargs",
+]
+
+
+async def aget_connection(conn_id: str) -> Connection:
+    """Read a connection from inside a trigger without blocking the event loop."""
+    native = getattr(BaseHook, "aget_connection", None)
+    if native is not None:  # Airflow 3.1+
+        conn: Connection = await native(conn_id)
+        return conn
+    from asgiref.sync import sync_to_async
+
+    conn = await sync_to_async(BaseHook.get_connection)(conn_id)
+    return conn
+
+
+async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """One XCom value of any task instance, read from a trigger without blocking the event loop."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.xcom import XCom
+
+    where = {"key": key, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    # Airflow 3.3+ in a real triggerer. ``dag.test()``'s in-process channel has no ``asend``.
+    if hasattr(XCom, "aget_one") and hasattr(task_runner.SUPERVISOR_COMMS, "asend"):
+        return await XCom.aget_one(**where)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(XCom.get_one)(**where)
+
+
+def xcom_set_kwargs() -> dict[str, Any]:
+    """Extra ``XComModel.set`` arguments that store a value the way a task's own push does."""
+    from airflow.models.xcom import XComModel
+
+    # 3.2+ tasks push plain JSON (``serialize=False``); 3.0/3.1 tasks push it serialized, as ``set`` does.
+    return {"serialize": False} if "serialize" in inspect.signature(XComModel.set).parameters else {}
+
+
+class RunIdStore(Protocol):
+    """Where the operator keeps its Alta run id so that a later try of the same task instance finds it."""
+
+    #: Named in the log, so a user knows where the id lives.
+    where: str
+
+    def get(self) -> str | None: ...
+
+    def set(self, workflow_run_id: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class _TaskStateStore:
+    """Airflow 3.3+: the task instance's own state store, cleared by Airflow when the task succeeds."""
+
+    where = "the task state store"
+
+    def __init__(self, store: Any, key: str) -> None:
+        self._store = store
+        self._key = key
+
+    def get(self) -> str | None:
+        value = self._store.get(self._key)
+        return value if isinstance(value, str) and value else None
+
+    def set(self, workflow_run_id: str) -> None:
+        self._store.set(self._key, workflow_run_id)
+
+    def clear(self) -> None:
+        delete = getattr(self._store, "delete", None)
+        if delete is not None:
+            delete(self._key)
+
+
+class _VariableStore:
+    """Before Airflow 3.3: one Airflow Variable per task instance, holding only the run id.
+
+    Variables live in the metadata database (through the Execution API), so
+    the id survives the loss of the worker and is seen by a retry on any
+    other worker; they need no configuration and exist on every Airflow 3.
+    The key is a digest of the task instance's identity; the description
+    names the task instance. The variable is deleted when the task succeeds.
+    """
+
+    where = "an Airflow Variable"
+
+    def __init__(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+        identity = json.dumps([dag_id, run_id, task_id, map_index])
+        self.key = "alta_run_id." + hashlib.sha256(identity.encode()).hexdigest()[:40]
+        index = f"[{map_index}]" if map_index >= 0 else ""
+        self.description = (
+            f"Alta run of {dag_id}/{run_id}/{task_id}{index}, kept so that a retry reattaches to it "
+            "(airflow-provider-alta; deleted when the task succeeds)"
+        )
+        self.where = f"the Airflow Variable {self.key!r}"
+
+    def get(self) -> str | None:
+        from airflow.sdk import Variable
+
+        value = Variable.get(self.key, default=None)
+        return value if isinstance(value, str) and value else None
+
+    def set(self, workflow_run_id: str) -> None:
+        # The SDK's private setter raises on failure; ``Variable.set`` would only log it, and a run id
+        # that silently failed to persist is a second paid run on the next retry.
+        from airflow.sdk.execution_time.context import _set_variable
+
+        _set_variable(self.key, workflow_run_id, self.description)
+
+    def clear(self) -> None:
+        from airflow.sdk.execution_time.context import _delete_variable
+
+        _delete_variable(self.key)
+
+
+def run_id_store(context: Mapping[str, Any], key: str) -> RunIdStore:
+    """The durable store of this task instance: Airflow's task state store where it exists, else a Variable."""
+    store = context.get("task_state_store")
+    if store is not None:
+        return _TaskStateStore(store, key)
+    ti = context["ti"]
+    map_index = ti.map_index if ti.map_index is not None else -1
+    return _VariableStore(ti.dag_id, ti.run_id, ti.task_id, map_index)
+
+
+def legacy_connection_form(connection_type: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The connection form for Airflow 3.0 and 3.1, built from the provider info's declarative form.
+
+    Those releases do not read ``conn-fields`` / ``ui-field-behaviour`` from
+    provider info; they call the hook's ``get_connection_form_widgets`` and
+    ``get_ui_field_behaviour`` instead (Airflow 3.2+ skips both when the
+    provider info declares the form, so one declaration serves every release).
+    Their API server substitutes stand-ins for wtforms and Flask-AppBuilder
+    when those are not installed.
+    """
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional
+
+    widgets: dict[str, Any] = {}
+    for name, spec in connection_type.get("conn-fields", {}).items():
+        schema = spec["schema"]
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        label = lazy_gettext(spec["label"])
+        description = spec.get("description", "")
+        default = schema.get("default")
+        if "boolean" in kinds:
+            widgets[name] = BooleanField(label, description=description, default=default)
+        elif "integer" in kinds:
+            widgets[name] = IntegerField(
+                label, validators=[Optional()], widget=BS3TextFieldWidget(), description=description, default=default
+            )
+        elif schema.get("format") == "password":
+            widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=description)
+        else:
+            text_default = None if default is None else str(default)
+            widgets[name] = StringField(
+                label, widget=BS3TextFieldWidget(), description=description, default=text_default
+            )
+    behaviour = connection_type.get("ui-field-behaviour", {})
+    legacy_behaviour = {
+        "hidden_fields": list(behaviour.get("hidden-fields", [])),
+        "relabeling": dict(behaviour.get("relabeling", {})),
+        "placeholders": dict(behaviour.get("placeholders", {})),
+    }
+    return widgets, legacy_behaviour

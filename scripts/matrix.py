@@ -1,0 +1,185 @@
+"""The version matrix: the built wheel, installed into one clean virtualenv per supported Airflow, tested there.
+
+For each Airflow release this makes ``.matrix/airflow-<version>/venv`` with
+that Airflow and the provider's wheel (never an editable install), copies the
+test suite into ``.matrix/airflow-<version>/work`` (without the package, so
+every ``import airflow_provider_alta`` resolves to site-packages), and runs
+the unit and ``dag.test()`` suites, plus the end-to-end suite where asked.
+Airflow's constraint files are not used: each environment is resolved with
+the dependencies that existed when that Airflow was released
+(``uv pip install --exclude-newer``), plus the few pins listed below.
+
+    python scripts/matrix.py                      # every version, e2e on the oldest and newest
+    python scripts/matrix.py --versions 3.0.6 --e2e none
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MATRIX = ROOT / ".matrix"
+#: What the tests need beside themselves: example DAGs, the pytest configuration, the README.
+COPIED = ("tests", "dags_examples", "pyproject.toml", "README.md")
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    #: Resolve dependencies as of this date (``None``: as of today).
+    exclude_newer: str | None
+    #: Pins on top of the date, where the date alone picks a broken combination.
+    pins: tuple[str, ...] = ()
+
+
+RELEASES = (
+    Release("3.0.6", "2025-08-30"),
+    Release("3.1.8", "2026-03-20"),
+    Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26")),
+    Release("3.3.2", None),
+)
+DEFAULT_E2E = (RELEASES[0].version, RELEASES[-1].version)
+
+
+@dataclass
+class Outcome:
+    version: str
+    suites: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    install_s: float = 0.0
+    test_s: float = 0.0
+    returncode: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.failed == 0 and self.passed > 0
+
+
+def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    print("+", " ".join(args), flush=True)
+    return subprocess.run(args, check=True, text=True, **kwargs)  # type: ignore[call-overload]
+
+
+def build(uv: str) -> Path:
+    dist = MATRIX / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    run([uv, "build", "--wheel", "--out-dir", str(dist), str(ROOT)])
+    (wheel,) = dist.glob("*.whl")
+    return wheel
+
+
+def install(uv: str, release: Release, wheel: Path) -> Path:
+    home = MATRIX / f"airflow-{release.version}"
+    venv = home / "venv"
+    shutil.rmtree(home, ignore_errors=True)
+    run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+    python = venv / "bin" / "python"
+    args = [uv, "pip", "install", "--quiet", "--python", str(python)]
+    if release.exclude_newer:
+        args += ["--exclude-newer", release.exclude_newer]
+    run([*args, f"apache-airflow=={release.version}", f"airflow-provider-alta[test] @ {wheel.as_uri()}", *release.pins])
+    return python
+
+
+def copy_tests(release: Release) -> Path:
+    work = MATRIX / f"airflow-{release.version}" / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, work / name)
+    return work
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    last = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+    if last:
+        for number, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", last[-1]):
+            counts["error" if word.startswith("error") else word] += int(number)
+    return counts
+
+
+def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
+    outcome = Outcome(release.version, "unit, dag.test, e2e" if e2e else "unit, dag.test")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
+    env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if not e2e:
+        args += ["-m", "not e2e"]
+    log = work.parent / "pytest.log"
+    started = time.monotonic()
+    print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            sys.stdout.write(f"[{release.version}] {line}")
+        outcome.returncode = proc.wait()
+    outcome.test_s = time.monotonic() - started
+    counts = summary_counts(log.read_text())
+    outcome.passed, outcome.skipped = counts["passed"], counts["skipped"]
+    outcome.failed = counts["failed"] + counts["error"]
+    return outcome
+
+
+def table(outcomes: list[Outcome]) -> str:
+    lines = [
+        "| Airflow | suites | passed | failed | skipped | install | tests | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        lines.append(
+            f"| {o.version} | {o.suites} | {o.passed} | {o.failed} | {o.skipped} | {o.install_s:.0f} s "
+            f"| {o.test_s:.0f} s | {'green' if o.ok else 'RED'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--versions", default=",".join(r.version for r in RELEASES), help="comma-separated")
+    parser.add_argument("--e2e", default=",".join(DEFAULT_E2E), help="versions that also run e2e, or 'none'")
+    parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
+    options = parser.parse_args()
+    wanted = options.versions.split(",")
+    releases = [r for r in RELEASES if r.version in wanted]
+    unknown = set(wanted) - {r.version for r in releases}
+    if unknown:
+        parser.error(f"unsupported versions {sorted(unknown)}; supported: {[r.version for r in RELEASES]}")
+    e2e = set() if options.e2e == "none" else set(options.e2e.split(","))
+
+    started = time.monotonic()
+    MATRIX.mkdir(exist_ok=True)
+    wheel = build(options.uv)
+    outcomes = []
+    for release in releases:
+        t0 = time.monotonic()
+        python = install(options.uv, release, wheel)
+        install_s = time.monotonic() - t0
+        outcome = test(python, copy_tests(release), release, release.version in e2e)
+        outcome.install_s = install_s
+        outcomes.append(outcome)
+    report = table(outcomes) + f"\n\nWheel: {wheel.name}; whole matrix {time.monotonic() - started:.0f} s.\n"
+    (MATRIX / "summary.md").write_text(report)
+    print("\n" + report)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
