@@ -71,7 +71,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",
-                        "description": "Seconds to wait for a connection to Alta (a request never connected was not sent).",
+                        "description": "Seconds to wait for a connection; a request never connected was not sent.",
                         "schema": {"type": ["number", "null"], "minimum": 0, "default": 10},
                     },
                     "verify": {
