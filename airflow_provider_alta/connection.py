@@ -107,6 +107,10 @@ class AltaConnectionConfig:
         )
 
 
+#: The extras that hold numbers of seconds.
+_NUMBERS = frozenset({"connect_timeout", "timeout", "sync_invoke_timeout", "retry_max_wait", "retry_backoff"})
+
+
 def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
     if extra in (None, ""):
         return {}
@@ -119,6 +123,14 @@ def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
         raise AltaValidationError(f"connection {conn_id!r} extras must be a JSON object")
     # The connection form saves a field left empty as null or "": that means "use the default".
     extras = {name: value for name, value in extra.items() if value is not None and value != ""}
+    for name in _NUMBERS & extras.keys():  # Airflow 3.0/3.1's form has no decimal field: numbers come as text
+        if isinstance(extras[name], str):
+            try:
+                extras[name] = float(extras[name])
+            except ValueError:
+                raise AltaValidationError(
+                    f"connection {conn_id!r} extra {name!r} must be a number, got {extras[name]!r}"
+                ) from None
     if isinstance(extras.get("proxies"), str):  # the form's text field holds the JSON object as text
         try:
             extras["proxies"] = json.loads(extras["proxies"])

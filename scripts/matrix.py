@@ -41,7 +41,8 @@ class Release:
 
 
 RELEASES = (
-    Release("3.0.6", "2025-08-30"),
+    # Airflow 3.0 draws a provider's connection form fields only with the FAB provider (flask-appbuilder, wtforms).
+    Release("3.0.6", "2025-08-30", ("apache-airflow-providers-fab",)),
     Release("3.1.8", "2026-03-20"),
     Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26")),
     Release("3.3.2", None),

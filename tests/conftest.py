@@ -18,6 +18,21 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 DAGS = Path(__file__).parent / "dags"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+
+
+def _info_level_structlog() -> None:
+    """Airflow 3.0's ``dag.test()`` leaves structlog unconfigured, so it prints every debug message of the
+    in-process supervisor (each secret-masking request with the secret in it). A real task logs at the
+    configured level; so do the tests."""
+    import logging
+
+    import structlog
+
+    if not structlog.is_configured():
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+
+_info_level_structlog()
 os.environ.pop("AIRFLOW_CONN_ALTA_DEFAULT", None)
 
 if os.environ.get("ALTA_TESTS_EXPECT_INSTALLED"):

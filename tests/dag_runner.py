@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -32,3 +33,12 @@ def run_dag(dag_id: str) -> DagResult:
     for ti in dr.get_task_instances():
         tasks[ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"] = ti
     return DagResult(state=str(dr.state), tasks=tasks)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(output: str) -> str:
+    """Captured task output as one line of text: Airflow 3.0/3.1 colour tracebacks and wrap them at the
+    terminal's width, splitting the messages the tests look for."""
+    return re.sub(r"\s+", " ", _ANSI.sub("", output))

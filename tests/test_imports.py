@@ -27,7 +27,10 @@ def test_operator_and_sensor_do_not_import_http_clients():
 def test_example_dags_import_without_errors():
     from pathlib import Path
 
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.models.dagbag import DagBag
 
     folder = Path(__file__).parent.parent / "dags_examples"
     bag = DagBag(dag_folder=str(folder))

@@ -363,7 +363,8 @@ class AltaRunWorkflowOperator(BaseOperator):
     def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
         store = run_id_store(context, STATE_KEY) if self.durable else None
-        stored = store.get() if store is not None else None
+        # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
+        stored = store.get() if store is not None and context["ti"].try_number > 1 else None
         if stored:
             try:
                 previous = self.hook.get_run(stored)
@@ -416,6 +417,8 @@ class AltaRunWorkflowOperator(BaseOperator):
         return self._finish(run, context)
 
     def _finish(self, run: WorkflowRun, context: Context) -> Any:
+        if self.durable and run.status is RunStatus.FAILED:
+            run_id_store(context, STATE_KEY).clear()  # nothing to reattach to: a retry starts a new run
         result = finish_run(
             run,
             context=context,

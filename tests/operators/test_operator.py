@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
-from tests.dag_runner import run_dag
+from tests.dag_runner import plain, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
 
@@ -56,18 +56,19 @@ def test_failed_run_fails_task_with_run_id(alta_emulator, capsys):
     result = run_dag("t_failed")
     assert result.state == "failed"
     run_id = result.xcom("run", "workflow_run_id")
-    out = capsys.readouterr().out
+    out = plain(capsys.readouterr().out)
     assert "AltaRunFailedError" in out
     assert f"workflow_run_id={run_id}" in out
     assert "todayNews" in out and "Summarise" in out
     assert result.xcom("run", "status") == "FAILED"
+    assert durable_variables("t_failed") == []  # a FAILED run leaves nothing to reattach to
 
 
 def test_timeout_fails_task_saying_run_may_continue(alta_emulator, capsys):
     alta_emulator.configure(duration=30)
     result = run_dag("t_timeout")
     assert result.state == "failed"
-    out = capsys.readouterr().out
+    out = plain(capsys.readouterr().out)
     assert "AltaTimeoutError" in out and "may still be running" in out
     assert result.xcom("run", "workflow_run_id") in out
 
@@ -75,7 +76,7 @@ def test_timeout_fails_task_saying_run_may_continue(alta_emulator, capsys):
 def test_contracts(alta_emulator, capsys):
     alta_emulator.configure(duration=0.1)
     result = run_dag("t_contracts")
-    out = capsys.readouterr().out
+    out = plain(capsys.readouterr().out)
     assert result.ti("schema_ok").state == "success"
     assert result.ti("schema_broken").state == "failed"
     assert "does not match output_schema at $: 'headline' is a required property" in out
@@ -89,7 +90,7 @@ def test_contracts(alta_emulator, capsys):
 def test_input_schema_violation_sends_nothing(alta_emulator, capsys):
     result = run_dag("t_input_schema")
     assert result.state == "failed"
-    assert "input does not match input_schema at $['topic']" in capsys.readouterr().out
+    assert "input does not match input_schema at $['topic']" in plain(capsys.readouterr().out)
     assert alta_emulator.request_count() == 0
 
 
@@ -110,13 +111,16 @@ def test_mapped_over_five_inputs(alta_emulator):
     assert alta_emulator.invoke_count() == 5
 
 
-def durable_variables() -> list[str]:
-    """The run-id Variables the provider keeps before Airflow 3.3 (none once a task has succeeded)."""
+def durable_variables(dag_id: str) -> list[str]:
+    """The run-id Variables a DAG's tasks keep before Airflow 3.3 (none once a task has succeeded)."""
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return [key for (key,) in session.query(Variable.key).filter(Variable.key.like("alta_run_id.%"))]
+        found = session.query(Variable.key).filter(
+            Variable.key.like("alta_run_id.%"), Variable.description.like(f"Alta run of {dag_id}/%")
+        )
+        return [key for (key,) in found]
 
 
 @pytest.mark.parametrize("dag_id", ["t_durable_live", "t_durable_finished", "t_deferred_retry"])
@@ -128,16 +132,16 @@ def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id, capsys)
     assert alta_emulator.invoke_count() == 1
     run_id = result.xcom("run", "workflow_run_id")
     assert result.xcom("run") == expected_output(alta_emulator, run_id)
-    out = capsys.readouterr().out
+    out = plain(capsys.readouterr().out)
     assert "Run id kept in" in out and "Reattaching to Alta" in out
-    assert durable_variables() == []  # cleaned up when the task succeeded
+    assert durable_variables(dag_id) == []  # cleaned up when the task succeeded
 
 
 def test_variable_store_round_trips_on_every_airflow():
     result = run_dag("t_variable_store")
     assert result.state == "success"
     assert result.xcom("variable_store_round_trip").startswith("the Airflow Variable 'alta_run_id.")
-    assert durable_variables() == []
+    assert durable_variables("t_variable_store") == []
 
 
 def test_deferrable_success(alta_emulator):
@@ -155,14 +159,14 @@ def test_deferrable_failed(alta_emulator, capsys):
     alta_emulator.configure(duration=0.5, outcome="fail")
     result = run_dag("t_deferrable")
     assert result.state == "failed"
-    assert "ended FAILED" in capsys.readouterr().out
+    assert "ended FAILED" in plain(capsys.readouterr().out)
 
 
 def test_deferrable_timeout(alta_emulator, capsys):
     alta_emulator.configure(duration=30)
     result = run_dag("t_deferrable_timeout")
     assert result.state == "failed"
-    out = capsys.readouterr().out
+    out = plain(capsys.readouterr().out)
     assert "AltaTimeoutError" in out and result.xcom("run", "workflow_run_id") in out
 
 
@@ -222,4 +226,5 @@ def test_schema_from_json_file(tmp_path):
 def test_is_async_property_not_shadowed():
     op = AltaRunWorkflowOperator(task_id="x", input={}, run_async=True)
     assert op.asynchronous is True
-    assert op.is_async is False  # Airflow's own async-operator flag stays untouched
+    assert "is_async" not in vars(op)  # Airflow's own async-operator flag (3.3+) stays untouched
+    assert getattr(op, "is_async", False) is False

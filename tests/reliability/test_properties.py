@@ -31,7 +31,10 @@ SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def _through_xcom(value):
     """What a downstream task reads back: Airflow's XCom serialisation, as JSON on the wire."""
-    from airflow.sdk.serde import deserialize, serialize
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.serialization.serde import deserialize, serialize
 
     return deserialize(json.loads(json.dumps(serialize(value))))
 

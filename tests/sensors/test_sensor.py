@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
-from tests.dag_runner import run_dag
+from tests.dag_runner import plain, run_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
 
@@ -27,7 +27,7 @@ def test_failed_run_fails_sensor(alta_emulator, capsys):
     alta_emulator.configure(duration=0.3, outcome="fail")
     result = run_dag("t_sensor_poke")
     assert result.ti("wait").state == "failed"
-    assert "ended FAILED" in capsys.readouterr().out
+    assert "ended FAILED" in plain(capsys.readouterr().out)
 
 
 def test_failed_run_with_soft_fail_skips(alta_emulator):
