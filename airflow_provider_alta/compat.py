@@ -83,7 +83,7 @@ async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_ind
     from airflow.sdk.execution_time import task_runner
     from airflow.sdk.execution_time.xcom import XCom
 
-    where = {"key": key, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    where: dict[str, Any] = {"key": key, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
     comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
     # Airflow 3.3+ in a real triggerer. ``dag.test()``'s in-process channel has no ``asend``.
     if hasattr(XCom, "aget_one") and hasattr(comms, "asend"):
