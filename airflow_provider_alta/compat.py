@@ -11,7 +11,7 @@ what                          where it exists                        older relea
 ``conf`` in the SDK           3.2+ (``airflow.sdk``)                 ``airflow.configuration``
 task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.exceptions``
 ``BaseHook.aget_connection``  3.1+                                   the sync lookup through ``sync_to_async``
-``XCom.aget_one``             3.3+                                   the sync read through ``sync_to_async``
+``XCom.aget_one``             3.3+                                   the same request sent on the trigger channel
 ``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
 ``XComModel.set(serialize=)`` 3.2+                                   stored serialized, as 3.0/3.1 tasks do
 ============================  =====================================  =========================================
@@ -84,15 +84,21 @@ async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_ind
     from airflow.sdk.execution_time.xcom import XCom
 
     where: dict[str, Any] = {"key": key, "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    # Airflow 3.3+ in a real triggerer. ``dag.test()``'s in-process channel has no ``asend``.
-    if hasattr(XCom, "aget_one") and hasattr(comms, "asend"):
-        return await XCom.aget_one(**where)
-    from asgiref.sync import sync_to_async
+    comms: Any = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if not hasattr(comms, "asend"):
+        # Not a triggerer (every triggerer's channel has ``asend``): ``dag.test()`` runs the trigger inline, next to
+        # the metadata database, with no channel (3.0) or the task's synchronous one, not meant for other threads.
+        from asgiref.sync import sync_to_async
 
-    if comms is None:  # Airflow 3.0's ``dag.test()`` runs triggers with no channel, next to the database
         return await sync_to_async(_xcom_from_database)(**where)
-    return await sync_to_async(XCom.get_one)(**where)
+    if hasattr(XCom, "aget_one"):  # Airflow 3.3+
+        return await XCom.aget_one(**where)
+    from airflow.sdk.execution_time.comms import GetXCom, XComResult
+
+    answer = await comms.asend(GetXCom(**where))
+    if not isinstance(answer, XComResult):
+        raise TypeError(f"the triggerer's supervisor answered {type(answer).__name__} to an XCom read")
+    return None if answer.value is None else XCom.deserialize_value(answer)
 
 
 def _xcom_from_database(*, key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:

@@ -108,7 +108,9 @@ class RateBudget:
             window_left = max(0.0, self.reset_at - now)
             if usable <= 0:
                 return window_left
-            return window_left * max(1, self.pollers) / usable
+            # Fewer requests left than pollers: those that miss out wait for the new window, not beyond it
+            # (``acquire`` still holds back any poll the new window cannot pay for).
+            return window_left * min(1.0, max(1, self.pollers) / usable)
 
     def acquire(self, now: float | None = None, *, for_poll: bool = True) -> float:
         """Take one request from the budget; return 0, or the seconds to wait before trying again.

@@ -117,6 +117,17 @@ def test_budget_shares_remaining_quota_between_pollers():
     assert budget.acquire(now=1061) == 0  # new window
 
 
+def test_starved_pollers_wait_for_the_new_window_not_beyond_it():
+    budget = RateBudget()
+    budget.observe(
+        parse_rate_limit({"X-RateLimit-Limit": "80", "X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1009"})
+    )
+    for _ in range(50):
+        budget.register_poller()
+    # 1 usable request for 50 pollers: spreading them over this window would mean 450 s; the window ends in 9 s.
+    assert budget.poll_spacing(now=1000) == pytest.approx(9)
+
+
 def test_budget_retry_after_blocks_everyone_and_stale_figures_never_raise_remaining():
     budget = RateBudget()
     budget.block(5, now=100)
