@@ -179,6 +179,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.duration_aware = duration_aware
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
+        self._rendered_webhooks: Any = None
         self._recent_ms: list[float] | None = None
         self._check_settings()
         self._check_values(rendered=False)
@@ -260,6 +261,10 @@ class AltaRunWorkflowOperator(BaseOperator):
                 for value in hook["headers"].values():
                     if isinstance(value, str) and value:
                         mask_secret(value)
+        # Airflow 3.0 stores (and logs) rendered fields unredacted: it gets header values that are already masked,
+        # and the invoke uses the rendered ones kept here.
+        self._rendered_webhooks = self.webhooks
+        self.webhooks = _masked_headers(self.webhooks)
 
     # -- execution -----------------------------------------------------------
     @cached_property
@@ -281,14 +286,14 @@ class AltaRunWorkflowOperator(BaseOperator):
             problem = schema_violation(schema, self.input)
             if problem:
                 raise AltaValidationError(f"input does not match input_schema at {problem}; nothing was sent")
-        webhooks = self.webhooks
+        webhooks = self._rendered_webhooks if self._rendered_webhooks is not None else self.webhooks
         if self.airflow_webhook:
             from airflow.sdk.log import mask_secret
 
             secret = self.hook.config.webhook_secret
             receiver = airflow_webhook(WebhookSettings.from_config(), secret, _ref(self, context))
             mask_secret(receiver["headers"][SIGNATURE_HEADER])
-            webhooks = [*(normalize_webhooks(self.webhooks) or []), receiver]
+            webhooks = [*(normalize_webhooks(webhooks) or []), receiver]
         build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
         return webhooks
 
@@ -443,6 +448,18 @@ class AltaRunWorkflowOperator(BaseOperator):
                 "and may still consume credits",
                 self._run_id,
             )
+
+
+def _masked_headers(webhooks: Any) -> Any:
+    """``webhooks`` with every header value replaced by Airflow's mask (other shapes are left for validation)."""
+    if not isinstance(webhooks, list):
+        return webhooks
+    return [
+        {**hook, "headers": {name: "***" for name in hook["headers"]}}
+        if isinstance(hook, dict) and isinstance(hook.get("headers"), dict)
+        else hook
+        for hook in webhooks
+    ]
 
 
 def _ref(operator: AltaRunWorkflowOperator, context: Context) -> TaskInstanceRef:

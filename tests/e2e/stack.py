@@ -112,6 +112,8 @@ class Stack:
             AIRFLOW__API__PORT=str(self.api_port),
             AIRFLOW__API__BASE_URL=self.api,
             AIRFLOW__API__WORKERS="1",
+            # Airflow 3.0 serves deserialized XCom values over REST only when this is on (later releases always).
+            AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT="True",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="10",
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
             AIRFLOW__ALTA__WEBHOOK_ENABLED="True",

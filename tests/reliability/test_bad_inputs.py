@@ -73,6 +73,8 @@ CONNECTION_EXTRAS = [
     ({"retry_backoff": 0}, "retry_backoff"),
     ({"webhook_secret": "short"}, "webhook_secret"),
     ({"webhook_secret": 12345678901234567}, "webhook_secret"),
+    ({"timeout": "soon"}, "'timeout' must be a number"),
+    ({"proxies": "[1]"}, "proxies"),
 ]
 
 
@@ -84,6 +86,28 @@ def test_connection_extras(alta_emulator, monkeypatch, extra, message):
         AltaHook().get_run("r")
     assert SECRET_KEY not in str(err.value)
     assert alta_emulator.request_count() == 0
+
+
+def test_extras_as_the_connection_form_saves_them(alta_conn, alta_emulator, monkeypatch):
+    """Airflow 3.0/3.1 forms save numbers as text, and every form saves an untouched field as null or ""."""
+    extra = {
+        "timeout": "30",
+        "connect_timeout": "2.5",
+        "retry_backoff": "0.2",
+        "max_retries": 2,
+        "verify": "",
+        "proxies": None,
+        "webhook_secret": "",
+        "sync_invoke_timeout": None,
+    }
+    conn = {"conn_type": "alta", "host": alta_emulator.url, "password": SECRET_KEY, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", json.dumps(conn))
+    hook = AltaHook()
+    run = hook.invoke_workflow({"topic": "form"}, is_async=True)
+    assert hook.get_run(run.workflow_run_id).workflow_run_id == run.workflow_run_id
+    config = hook.config
+    assert (config.read_timeout, config.connect_timeout, config.sync_invoke_timeout) == (30.0, 2.5, 900.0)
+    assert config.verify is True and config.proxies is None and config.webhook_secret is None
 
 
 def test_base_url_scheme(alta_emulator, monkeypatch):

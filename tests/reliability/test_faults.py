@@ -198,6 +198,11 @@ def test_operator_and_sensor_leave_no_secret_in_xcom_or_logs(alta_conn, alta_emu
     out = capsys.readouterr()
     haystack = json.dumps(values, default=str) + out.out + out.err
     assert "whk-SECRET-41" not in haystack and SECRET_KEY not in haystack
+    # The rendered fields Airflow stores (and shows in the UI) hold the mask, on every release.
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    rendered = RenderedTaskInstanceFields.get_templated_fields(result.ti("start"))
+    assert rendered["webhooks"][0]["headers"] == {"X-Token": "***"}
 
 
 @pytest.mark.parametrize("path", ["hook polling", "trigger polling"])
