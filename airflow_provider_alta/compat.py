@@ -13,7 +13,9 @@ task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.e
 ``BaseHook.aget_connection``  3.1+                                   the sync lookup through ``sync_to_async``
 ``XCom.aget_one``             3.3+                                   the same request sent on the trigger channel
 ``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
-``XComModel.set(serialize=)`` 3.2+                                   stored serialized, as 3.0/3.1 tasks do
+``XComModel.set(serialize=)`` 3.2+                                   the row written as the Execution API does
+a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
+                                                                     see :func:`resumed_by_an_earlier_try`
 ============================  =====================================  =========================================
 
 ``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
@@ -61,8 +63,9 @@ __all__ = [
     "aget_connection",
     "aget_xcom",
     "conf",
+    "resumed_by_an_earlier_try",
     "run_id_store",
-    "xcom_set_kwargs",
+    "set_xcom",
 ]
 
 
@@ -119,12 +122,62 @@ def _xcom_from_database(*, key: str, dag_id: str, run_id: str, task_id: str, map
     return None if row is None else XComModel.deserialize_value(row)
 
 
-def xcom_set_kwargs() -> dict[str, Any]:
-    """Extra ``XComModel.set`` arguments that store a value the way a task's own push does."""
+def set_xcom(session: Any, *, key: str, value: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+    """Store an XCom from the API server exactly as a task's own push is stored: plain JSON.
+
+    ``XComModel.set`` does that with ``serialize=False`` (3.2+); before, it stores a JSON *string*, which a
+    task reading the value gets back as a string, so the row is written as the Execution API writes it.
+    """
     from airflow.models.xcom import XComModel
 
-    # 3.2+ tasks push plain JSON (``serialize=False``); 3.0/3.1 tasks push it serialized, as ``set`` does.
-    return {"serialize": False} if "serialize" in inspect.signature(XComModel.set).parameters else {}
+    if "serialize" in inspect.signature(XComModel.set).parameters:
+        XComModel.set(
+            key,
+            value,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=map_index,
+            serialize=False,
+            session=session,
+        )
+        return
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import delete, select
+
+    dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if dag_run_id is None:
+        raise ValueError(f"DAG run not found on DAG {dag_id!r} with ID {run_id!r}")
+    session.execute(
+        delete(XComModel).where(
+            XComModel.key == key,
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.task_id == task_id,
+            XComModel.map_index == map_index,
+        )
+    )
+    session.add(
+        XComModel(
+            dag_run_id=dag_run_id,
+            key=key,
+            value=value,
+            run_id=run_id,
+            task_id=task_id,
+            dag_id=dag_id,
+            map_index=map_index,
+        )
+    )
+    session.flush()
+
+
+def resumed_by_an_earlier_try(context: Mapping[str, Any], deferred_by_try: int | None) -> bool:
+    """Whether a task resumes with the trigger event of an earlier try.
+
+    Airflow 3.0 keeps a deferred task's ``next_method`` when that try fails, so its retry calls the
+    resume method with the old event instead of ``execute``; the operator then starts the try afresh.
+    """
+    return deferred_by_try is not None and deferred_by_try != context["ti"].try_number
 
 
 class RunIdStore(Protocol):

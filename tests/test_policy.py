@@ -192,3 +192,15 @@ def test_settings_for_run_spaces_fallback_polls_and_sets_the_expected_end():
     hooked = settings_for_run(base, [], webhook_fallback=60.0)
     assert (hooked.min_interval, hooked.max_interval, hooked.expected_duration) == (60.0, 60.0, None)
     assert settings_for_run(base, [40.0, 50.0], webhook_fallback=60.0).expected_duration == 110.0
+
+
+def test_a_resume_with_an_earlier_tries_event_is_recognised():
+    """Airflow 3.0 resumes a retry of a deferred task with the previous try's event."""
+    from types import SimpleNamespace
+
+    from airflow_provider_alta.compat import resumed_by_an_earlier_try
+
+    second_try = {"ti": SimpleNamespace(try_number=2)}
+    assert resumed_by_an_earlier_try(second_try, 1) is True
+    assert resumed_by_an_earlier_try(second_try, 2) is False
+    assert resumed_by_an_earlier_try(second_try, None) is False  # deferred before the try was recorded

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.compat import conf, run_id_store
+from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
 from airflow_provider_alta.models import RunStatus
@@ -409,14 +409,26 @@ class AltaRunWorkflowOperator(BaseOperator):
                 mailbox_interval=self.webhook_check_interval,
             ),
             method_name="execute_complete",
-            kwargs={"workflow_run_id": run.workflow_run_id},
+            kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},
             timeout=None,
         )
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        workflow_run_id: str | None = None,
+        try_number: int | None = None,
     ) -> Any:
         """Resume after the trigger fired: check the event strictly and finish like the other modes."""
+        if resumed_by_an_earlier_try(context, try_number):
+            self.log.info(
+                "This is try %s, resumed with the trigger event of try %s: starting it afresh (it reattaches to "
+                "the run when the run is still going or succeeded)",
+                context["ti"].try_number,
+                try_number,
+            )
+            return self.execute(context)
         run = run_from_event(event, workflow_run_id)
         self._run_id = run.workflow_run_id
         return self._finish(run, context)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from airflow_provider_alta.compat import xcom_set_kwargs
+from airflow_provider_alta.compat import set_xcom
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, same_notice
 
@@ -83,15 +83,14 @@ class MailboxStore:
                 return Delivery.OTHER_RUN, None
             if same_notice(current(MAILBOX_KEY), notice):
                 return Delivery.DUPLICATE, None
-            XComModel.set(
-                MAILBOX_KEY,
-                notice,
+            set_xcom(
+                session,
+                key=MAILBOX_KEY,
+                value=notice,
                 dag_id=ref.dag_id,
                 run_id=ref.run_id,
                 task_id=ref.task_id,
                 map_index=ref.map_index,
-                session=session,
-                **xcom_set_kwargs(),  # stored the way a task's own push through the Execution API is
             )
         return Delivery.STORED, None
 

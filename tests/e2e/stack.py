@@ -116,6 +116,9 @@ class Stack:
             AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT="True",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="10",
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="2",
+            # A lost worker (its task supervisor gone) is noticed in seconds, not the default 5 minutes.
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="15",
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
             AIRFLOW__ALTA__WEBHOOK_ENABLED="True",
             AIRFLOW__ALTA__WEBHOOK_BASE_URL=self.api,
             ALTA_ETL_DB=str(self.home / "news.sqlite"),

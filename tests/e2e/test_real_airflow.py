@@ -83,7 +83,11 @@ def test_worker_loss_retry_reattaches(stack):
         return True
 
     wait_for(running_with_run_id, 90, "the task to wait on its run")
-    os.kill(stack.task_instance("e2e_worker_loss", run_id, "run")["pid"], signal.SIGKILL)
+    # The worker is lost: the task process and the supervisor that heartbeats for it die together.
+    task_pid = stack.task_instance("e2e_worker_loss", run_id, "run")["pid"]
+    supervisor_pid = int(Path(f"/proc/{task_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    for pid in (task_pid, supervisor_pid):
+        os.kill(pid, signal.SIGKILL)
     assert stack.wait_dag_run("e2e_worker_loss", run_id, timeout=180) == "success"
     assert stack.task_instance("e2e_worker_loss", run_id, "run")["try_number"] == 2
     assert invokes(stack, WORKER_KEY) == 1

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta.compat import xcom_set_kwargs
+from airflow_provider_alta.compat import set_xcom as store_xcom
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.plugins.mailbox_store import where_task_instance
 from airflow_provider_alta.plugins.webhook_receiver import AltaWebhookPlugin, create_app
@@ -66,18 +66,19 @@ def xcom(ref: TaskInstanceRef, key: str) -> Any:
 
 
 def set_xcom(ref: TaskInstanceRef, key: str, value: Any) -> None:
-    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
 
-    # As a task's push through the Execution API stores it (plain JSON on 3.2+, serialized before).
-    XComModel.set(
-        key,
-        value,
-        dag_id=ref.dag_id,
-        run_id=ref.run_id,
-        task_id=ref.task_id,
-        map_index=ref.map_index,
-        **xcom_set_kwargs(),
-    )
+    # As a task's push through the Execution API stores it: plain JSON.
+    with create_session() as session:
+        store_xcom(
+            session,
+            key=key,
+            value=value,
+            dag_id=ref.dag_id,
+            run_id=ref.run_id,
+            task_id=ref.task_id,
+            map_index=ref.map_index,
+        )
 
 
 @pytest.fixture
