@@ -111,15 +111,22 @@ def _xcom_from_database(*, key: str, dag_id: str, run_id: str, task_id: str, map
 
     with create_session() as session:
         row = session.execute(
-            select(XComModel.value).where(
-                XComModel.key == key,
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == run_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == map_index,
-            )
+            select(XComModel.value).where(*_one_xcom(key, dag_id, run_id, task_id, map_index))
         ).first()
     return None if row is None else XComModel.deserialize_value(row)
+
+
+def _one_xcom(key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[Any]:
+    """The SQL conditions selecting one XCom row."""
+    from airflow.models.xcom import XComModel
+
+    return [
+        XComModel.key == key,
+        XComModel.dag_id == dag_id,
+        XComModel.run_id == run_id,
+        XComModel.task_id == task_id,
+        XComModel.map_index == map_index,
+    ]
 
 
 def set_xcom(session: Any, *, key: str, value: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
@@ -148,15 +155,7 @@ def set_xcom(session: Any, *, key: str, value: Any, dag_id: str, run_id: str, ta
     dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     if dag_run_id is None:
         raise ValueError(f"DAG run not found on DAG {dag_id!r} with ID {run_id!r}")
-    session.execute(
-        delete(XComModel).where(
-            XComModel.key == key,
-            XComModel.dag_id == dag_id,
-            XComModel.run_id == run_id,
-            XComModel.task_id == task_id,
-            XComModel.map_index == map_index,
-        )
-    )
+    session.execute(delete(XComModel).where(*_one_xcom(key, dag_id, run_id, task_id, map_index)))
     session.add(
         XComModel(
             dag_run_id=dag_run_id,

@@ -309,6 +309,8 @@ class AltaRunWorkflowOperator(BaseOperator):
             # The webhook receiver checks deliveries against this id.
             context["ti"].xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
         if not self.wait_for_completion:
+            if self.durable:
+                run_id_store(context, STATE_KEY).clear()  # the task succeeds now: no retry will look for the run
             return run.workflow_run_id
         if not run.is_terminal and self.airflow_webhook:
             run = self._webhook_already_in(context, run)

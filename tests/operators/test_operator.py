@@ -49,6 +49,7 @@ def test_no_wait_returns_run_id_at_once(alta_emulator):
     assert run_id == result.xcom("run", "workflow_run_id")
     assert alta_emulator.run(run_id)["status_now"] in ("PENDING", "RUNNING")
     assert alta_emulator.request_count("query") == 0
+    assert durable_variables("t_no_wait") == []  # the task succeeded: nothing kept for a retry
 
 
 def test_failed_run_fails_task_with_run_id(alta_emulator, capsys):
