@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,12 @@ def install(uv: str, release: Release, wheel: Path) -> Path:
         args += ["--exclude-newer", release.exclude_newer]
     run([*args, f"apache-airflow=={release.version}", f"airflow-provider-alta[test] @ {wheel.as_uri()}", *release.pins])
     return python
+
+
+def timed_install(uv: str, release: Release, wheel: Path) -> tuple[Path, float]:
+    started = time.monotonic()
+    python = install(uv, release, wheel)
+    return python, time.monotonic() - started
 
 
 def copy_tests(release: Release) -> Path:
@@ -168,11 +175,13 @@ def main() -> int:
     started = time.monotonic()
     MATRIX.mkdir(exist_ok=True)
     wheel = build(options.uv)
+    # Installing is network- and disk-bound, testing CPU-bound: every environment installs at once, up front.
+    with ThreadPoolExecutor(max_workers=len(releases)) as pool:
+        installs = {r.version: pool.submit(timed_install, options.uv, r, wheel) for r in releases}
+        ready = {version: future.result() for version, future in installs.items()}
     outcomes = []
     for release in releases:
-        t0 = time.monotonic()
-        python = install(options.uv, release, wheel)
-        install_s = time.monotonic() - t0
+        python, install_s = ready[release.version]
         outcome = test(python, copy_tests(release), release, release.version in e2e)
         outcome.install_s = install_s
         outcomes.append(outcome)
