@@ -122,14 +122,13 @@ def summary_counts(output: str) -> dict[str, int]:
 
 
 def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
-    outcome = Outcome(release.version, "unit, dag.test, e2e" if e2e else "unit, dag.test")
+    """One pytest session: the unit and ``dag.test()`` suites, or (``e2e``) the end-to-end suite."""
+    outcome = Outcome(release.version, "end to end" if e2e else "unit, dag.test")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    if not e2e:
-        args += ["-m", "not e2e"]
-    log = work.parent / "pytest.log"
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e" if e2e else "not e2e"]
+    log = work.parent / ("pytest-e2e.log" if e2e else "pytest.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
     with log.open("w") as out:
@@ -137,7 +136,7 @@ def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
-            sys.stdout.write(f"[{release.version}] {line}")
+            sys.stdout.write(f"[{release.version}{' e2e' if e2e else ''}] {line}")
         outcome.returncode = proc.wait()
     outcome.test_s = time.monotonic() - started
     counts = summary_counts(log.read_text())
@@ -153,7 +152,8 @@ def table(outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         lines.append(
-            f"| {o.version} | {o.suites} | {o.passed} | {o.failed} | {o.skipped} | {o.install_s:.0f} s "
+            f"| {o.version} | {o.suites} | {o.passed} | {o.failed} | {o.skipped} "
+            f"| {f'{o.install_s:.0f} s' if o.install_s else '-'} "
             f"| {o.test_s:.0f} s | {'green' if o.ok else 'RED'} |"
         )
     return "\n".join(lines)
@@ -163,6 +163,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", default=",".join(r.version for r in RELEASES), help="comma-separated")
     parser.add_argument("--e2e", default=",".join(DEFAULT_E2E), help="versions that also run e2e, or 'none'")
+    parser.add_argument("--jobs", type=int, default=1, help="unit suites run at once (end to end: one at a time)")
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
     wanted = options.versions.split(",")
@@ -179,12 +180,17 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=len(releases)) as pool:
         installs = {r.version: pool.submit(timed_install, options.uv, r, wheel) for r in releases}
         ready = {version: future.result() for version, future in installs.items()}
-    outcomes = []
+    works = {r.version: copy_tests(r) for r in releases}
+    # The unit suites mostly wait on the emulator and Airflow's in-process runs: ``--jobs`` of them share the
+    # machine. The end-to-end suites run one at a time afterwards, each with a whole Airflow to itself.
+    with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        units = [pool.submit(test, ready[r.version][0], works[r.version], r, False) for r in releases]
+        outcomes = [future.result() for future in units]
+    for release, outcome in zip(releases, outcomes, strict=True):
+        outcome.install_s = ready[release.version][1]
     for release in releases:
-        python, install_s = ready[release.version]
-        outcome = test(python, copy_tests(release), release, release.version in e2e)
-        outcome.install_s = install_s
-        outcomes.append(outcome)
+        if release.version in e2e:
+            outcomes.append(test(ready[release.version][0], works[release.version], release, True))
     report = table(outcomes) + f"\n\nWheel: {wheel.name}; whole matrix {time.monotonic() - started:.0f} s.\n"
     (MATRIX / "summary.md").write_text(report)
     print("\n" + report)

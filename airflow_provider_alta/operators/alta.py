@@ -309,8 +309,7 @@ class AltaRunWorkflowOperator(BaseOperator):
             # The webhook receiver checks deliveries against this id.
             context["ti"].xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
         if not self.wait_for_completion:
-            if self.durable:
-                run_id_store(context, STATE_KEY).clear()  # the task succeeds now: no retry will look for the run
+            self._forget_run(context)
             return run.workflow_run_id
         if not run.is_terminal and self.airflow_webhook:
             run = self._webhook_already_in(context, run)
@@ -436,8 +435,8 @@ class AltaRunWorkflowOperator(BaseOperator):
         return self._finish(run, context)
 
     def _finish(self, run: WorkflowRun, context: Context) -> Any:
-        if self.durable and run.status is RunStatus.FAILED:
-            run_id_store(context, STATE_KEY).clear()  # nothing to reattach to: a retry starts a new run
+        if run.status is RunStatus.FAILED:
+            self._forget_run(context)
         result = finish_run(
             run,
             context=context,
@@ -451,9 +450,13 @@ class AltaRunWorkflowOperator(BaseOperator):
         if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
             recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]
             context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=[*recent, run.execution_time_ms])
-        if self.durable:
-            run_id_store(context, STATE_KEY).clear()  # the task succeeded: no retry will look for the run
+        self._forget_run(context)
         return result
+
+    def _forget_run(self, context: Context) -> None:
+        """Drop the stored run id: the task succeeded, or its run FAILED (a retry starts a new run anyway)."""
+        if self.durable:
+            run_id_store(context, STATE_KEY).clear()
 
     def on_kill(self) -> None:
         if self._run_id:
