@@ -63,6 +63,7 @@ __all__ = [
     "aget_connection",
     "aget_xcom",
     "conf",
+    "get_xcom",
     "resumed_by_an_earlier_try",
     "run_id_store",
     "set_xcom",
@@ -104,15 +105,19 @@ async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_ind
     return None if answer.value is None else XCom.deserialize_value(answer)
 
 
-def _xcom_from_database(*, key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
-    from airflow.models.xcom import XComModel
+def _xcom_from_database(**where: Any) -> Any:
     from airflow.utils.session import create_session
-    from sqlalchemy import select
 
     with create_session() as session:
-        row = session.execute(
-            select(XComModel.value).where(*_one_xcom(key, dag_id, run_id, task_id, map_index))
-        ).first()
+        return get_xcom(session, **where)
+
+
+def get_xcom(session: Any, *, key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """One XCom value read from the metadata database (API server, ``dag.test()``), whichever way it was stored."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    row = session.execute(select(XComModel.value).where(*_one_xcom(key, dag_id, run_id, task_id, map_index))).first()
     return None if row is None else XComModel.deserialize_value(row)
 
 

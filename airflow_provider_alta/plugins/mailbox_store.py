@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from airflow_provider_alta.compat import set_xcom
+from airflow_provider_alta.compat import get_xcom, set_xcom
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, same_notice
 
@@ -60,7 +60,6 @@ class MailboxStore:
         One transaction; the mailbox row is replaced, never doubled.
         """
         from airflow.models.taskinstance import TaskInstance
-        from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
@@ -73,10 +72,9 @@ class MailboxStore:
                 return Delivery.TASK_FINISHED, str(state)
 
             def current(key: str) -> Any:
-                row = session.scalar(
-                    select(XComModel.value).where(XComModel.key == key, *where_task_instance(XComModel, ref))
+                return get_xcom(
+                    session, key=key, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index
                 )
-                return None if row is None else XComModel.deserialize_value(_Row(row))
 
             expected = current(XCOM_RUN_ID)
             if expected is not None and expected != notice["workflow_run_id"]:
@@ -93,10 +91,3 @@ class MailboxStore:
                 map_index=ref.map_index,
             )
         return Delivery.STORED, None
-
-
-class _Row:
-    """The shape ``XComModel.deserialize_value`` reads (an object with ``value``)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
