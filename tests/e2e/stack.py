@@ -222,6 +222,15 @@ class Stack:
         ti: dict[str, Any] = self.request("GET", path)
         return ti
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+        """The task instance's state; ``None`` also while the scheduler has not created it."""
+        try:
+            return self.task_instance(dag_id, run_id, task_id, map_index)["state"]
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            raise
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         tis: list[dict[str, Any]] = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")[
             "task_instances"

@@ -43,7 +43,19 @@ def invokes(stack: Stack, key: str) -> int:
 
 
 def test_example_dags_succeed_with_the_emulators_output(stack):
-    runs = {dag_id: stack.trigger(dag_id) for dag_id in [*EXAMPLES, "alta_mapped_fanout"]}
+    # The sensor example first, alone: queued behind the synchronous examples' worker slots, its sensor would defer
+    # only moments before the run ends, and a trigger that fires that soon can be failed by a stale executor event
+    # (apache/airflow#71580, #72716; Airflow's bug, not the provider's).
+    runs = {"alta_async_sensor": stack.trigger("alta_async_sensor")}
+    wait_for(
+        lambda: (
+            stack.task_state("alta_async_sensor", runs["alta_async_sensor"], "wait")
+            in ("deferred", "success", "failed")
+        ),
+        120,
+        "the sensor to defer",
+    )
+    runs.update({dag_id: stack.trigger(dag_id) for dag_id in [*EXAMPLES, "alta_mapped_fanout"] if dag_id not in runs})
     for dag_id, run_id in runs.items():
         assert stack.wait_dag_run(dag_id, run_id) == "success", dag_id
     for dag_id, task_id in EXAMPLES.items():
@@ -141,8 +153,11 @@ def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
     assert [run["queries"] for run in hooked] == [1] * 20  # the confirming query; no fallback poll
     # Run end -> the confirming query (the trigger fires right after it): a silent fallback to polling would be
     # the 60 s fallback interval here.
+    # The bounds leave room for SQLite's write lock on a loaded 2-core machine (20 deliveries land within a second)
+    # and stay far below the fallback poll.
     noticed = sorted(run["noticed"] for run in hooked)
-    assert noticed[18] <= 2.0, noticed  # p95 of 20
+    assert noticed[9] <= 1.5, noticed  # median of 20
+    assert noticed[18] <= 5.0, noticed  # p95 of 20
     # Polling pays for every look (a run can end before its trigger even starts: then one is enough).
     assert all(run["queries"] >= 1 for run in polled)
     assert sum(run["queries"] for run in polled) > 2 * sum(run["queries"] for run in hooked)
