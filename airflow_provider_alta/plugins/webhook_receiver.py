@@ -139,7 +139,7 @@ def create_app(
     ) -> JSONResponse:
         grant = grant_from_path(conn_id, dag_id, run_id, task_id, map_index, try_number, expires_at)
         if grant is None:
-            return refuse(404, "not_found", request.url.path, "no such task instance")
+            return refuse(404, "not_found", str(request.scope.get("path", "")), "no such task instance")
         about = grant.describe()
         try:
             check_declared_length(request.headers, MAX_BODY_BYTES)

@@ -11,7 +11,7 @@ from tests.dag_runner import run_dag
 from tests.plugins.receiver_support import CONN_ID, alta_connection, grant_for, set_state, set_xcom, task_try
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def target_ref(airflow_db) -> TaskInstanceRef:
     ti = run_dag("t_receiver_target").ti("waiting")
     return TaskInstanceRef(conn_id=CONN_ID, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id)

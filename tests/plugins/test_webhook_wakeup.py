@@ -66,7 +66,7 @@ def test_webhook_wakes_the_trigger_with_one_confirming_query(webhooks):
     assert result.xcom("run")["news"]
     deliveries = webhooks.stats()["webhook_deliveries"]
     assert [d["status"] for d in deliveries] == [200]
-    assert "/alta/webhook/v1/alta_default/t_webhook/" in deliveries[0]["url"]
+    assert "/alta/webhook/v2/alta_default/t_webhook/" in deliveries[0]["url"]
     assert webhooks.invoke_count() == 1
     assert webhooks.request_count("query") == 1  # the confirmation; the fallback never fired
     run_id = result.xcom("run", XCOM_RUN_ID)
