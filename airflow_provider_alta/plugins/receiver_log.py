@@ -4,7 +4,9 @@ Anyone can reach the receiver, so nothing from a request is logged raw: control 
 NEL, ESC and its ANSI sequences), line and paragraph separators (U+2028/U+2029), format characters such as
 bidi overrides, and backslashes are escaped, and every value is capped in length. Requests refused before
 authentication are logged at DEBUG only, with one WARNING a minute counting them, so a flood of bad requests
-adds a line a minute to the log instead of a line a request.
+adds a line a minute to the log instead of a line a request. The server's own access log (Airflow's one line
+per request) reads the path from the request's ASGI scope: :class:`CappedPathInAccessLog` leaves it there
+escaped and capped too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 #: The longest text taken from a request into one log record.
 MAX_LOGGED_CHARS = 200
@@ -73,3 +76,32 @@ class RejectionLog:
             status,
             result,
         )
+
+
+class CappedPathInAccessLog:
+    """ASGI middleware: when the answer starts, a path holding unprintable characters or longer than
+    :data:`MAX_LOGGED_CHARS` is replaced in the ASGI scope by its :func:`printable` form.
+
+    The HTTP server and Airflow's access log middleware share that scope and read the path from it when they
+    log the request (uvicorn as the answer starts, Airflow when it ends); nothing routes on it any more by then.
+    Without this, a 60 KB id in the URL is 60 KB of access log per request.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_capped(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                path = scope.get("path", "")
+                shown = printable(path)
+                if shown != path:
+                    scope["path"] = shown
+                    scope["raw_path"] = shown.encode("ascii", "backslashreplace")
+            await send(message)
+
+        await self.app(scope, receive, send_capped)

@@ -2,16 +2,40 @@
 
 The body is read as a stream and dropped at the first byte over the limit, a declared ``Content-Length``
 over the limit is refused before anything is read, and the whole read has a deadline, so a sender that
-declares gigabytes, streams them chunked, or trickles a byte a second is answered and cut off.
+declares gigabytes, streams them chunked, or trickles a byte a second is answered and cut off. All bodies
+being read at once share one :class:`BufferBudget`, so concurrent senders cannot multiply the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Mapping
 
 #: How long reading one body may take, however it is sent (8 MiB needs about 280 KB/s).
 READ_TIMEOUT_SECONDS = 30.0
+#: Bytes all bodies being read at once may hold: two bodies at the limit.
+BUFFER_BUDGET_BYTES = 16 * 1024 * 1024
+
+
+class BufferBudget:
+    """The bytes the receiver's bodies may hold in memory together; a read that finds none left is refused
+    at once (429) rather than queued, so no sender can hold others waiting."""
+
+    def __init__(self, limit: int = BUFFER_BUDGET_BYTES) -> None:
+        self._free = limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if size > self._free:
+                return False
+            self._free -= size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self._free += size
 
 
 class BodyRefused(Exception):
@@ -32,18 +56,25 @@ def check_declared_length(headers: Mapping[str, str], limit: int) -> None:
         raise BodyRefused(413, "too_large", f"body over {limit} bytes")
 
 
-async def read_body(chunks: AsyncIterator[bytes], limit: int, timeout: float = READ_TIMEOUT_SECONDS) -> bytes:
-    """The whole body of at most ``limit`` bytes, read within ``timeout`` seconds."""
+async def read_body(
+    chunks: AsyncIterator[bytes], limit: int, budget: BufferBudget, timeout: float = READ_TIMEOUT_SECONDS
+) -> bytes:
+    """The whole body of at most ``limit`` bytes, read within ``timeout`` seconds, held within ``budget``."""
     try:
-        return await asyncio.wait_for(_read_at_most(chunks, limit), timeout)
+        return await asyncio.wait_for(_read_at_most(chunks, limit, budget), timeout)
     except asyncio.TimeoutError:
         raise BodyRefused(408, "too_slow", f"the body was not received within {timeout:.0f} s") from None
 
 
-async def _read_at_most(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+async def _read_at_most(chunks: AsyncIterator[bytes], limit: int, budget: BufferBudget) -> bytes:
     body = bytearray()
-    async for chunk in chunks:
-        if len(body) + len(chunk) > limit:
-            raise BodyRefused(413, "too_large", f"body over {limit} bytes")
-        body += chunk
-    return bytes(body)
+    try:
+        async for chunk in chunks:
+            if len(body) + len(chunk) > limit:
+                raise BodyRefused(413, "too_large", f"body over {limit} bytes")
+            if not budget.take(len(chunk)):
+                raise BodyRefused(429, "busy", "too many bodies arriving at once; retry later")
+            body += chunk
+        return bytes(body)
+    finally:
+        budget.give(len(body))

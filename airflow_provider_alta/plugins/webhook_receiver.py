@@ -12,8 +12,9 @@ secrets come from a short cache. The app answers
 * 401 for a missing, wrong or expired token (nothing is read or written;
   whether the task instance exists is not revealed); 429 while too many
   unknown connection ids are being looked up;
-* 413 for a body over 8 MiB, 408 for one not received within 30 s, 400 for a
-  body that is not an Alta run;
+* 413 for a body over 8 MiB, 408 for one not received within 30 s, 429 while
+  other bodies fill the 16 MiB all bodies may hold at once, 400 for a body
+  that is not an Alta run;
 * 404 for an unknown task instance, or one that opened no mailbox; 410 for a
   grant of another try; 403 when the task runs on another connection than
   the one that signed; 409 when the body names another run than the one the
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_alta.plugins.receiver_log import RejectionLog, printable
+from airflow_provider_alta.plugins.receiver_log import CappedPathInAccessLog, RejectionLog, printable
 from airflow_provider_alta.plugins.request_body import READ_TIMEOUT_SECONDS
 from airflow_provider_alta.webhook import (
     MAX_BODY_BYTES,
@@ -82,15 +83,17 @@ def create_app(
 
     from airflow_provider_alta.exceptions import AltaError
     from airflow_provider_alta.plugins.mailbox_store import Delivery, MailboxStore
-    from airflow_provider_alta.plugins.request_body import BodyRefused, check_declared_length, read_body
+    from airflow_provider_alta.plugins.request_body import BodyRefused, BufferBudget, check_declared_length, read_body
     from airflow_provider_alta.plugins.secret_cache import LookupsExhausted, SecretCache
 
     mailbox = store or MailboxStore()
     cache = secrets or SecretCache(mailbox.webhook_secret)
     rejections = RejectionLog(log)
+    buffers = BufferBudget()
     app = FastAPI(
         title="Alta webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
     )
+    app.add_middleware(CappedPathInAccessLog)
 
     def reply(status: int, result: str, detail: str | None = None, *, close: bool = False) -> JSONResponse:
         body: dict[str, Any] = {"result": result}
@@ -157,7 +160,7 @@ def create_app(
         if not signature_matches(secret, grant, request.headers.get(SIGNATURE_HEADER)):
             return refuse(401, "unauthorized", about, unauthorized)
         try:
-            raw = await read_body(request.stream(), MAX_BODY_BYTES, read_timeout)
+            raw = await read_body(request.stream(), MAX_BODY_BYTES, buffers, read_timeout)
         except BodyRefused as refused:
             return answer(refused.status, refused.result, grant, refused.detail, close=True)
         except ClientDisconnect:

@@ -3,6 +3,7 @@ matters), against the real metadata database. What each must answer, and that no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi.testclient import TestClient
 
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.plugins.webhook_receiver import create_app
@@ -274,3 +276,53 @@ def test_odd_requests_are_4xx(receiver, target):
         receiver.post(target.path(), content=b"{}", headers={SIGNATURE_HEADER: b"sha256=\xff\xfe"}).status_code == 401
     )
     assert untouched(target)
+
+
+async def test_bodies_arriving_together_share_one_buffer_budget():
+    from airflow_provider_alta.plugins.request_body import BodyRefused, BufferBudget, read_body
+
+    budget = BufferBudget(10)
+    gate = asyncio.Event()
+
+    async def stream(*parts: bytes, wait: bool = False) -> Any:
+        for part in parts:
+            yield part
+            if wait:
+                await gate.wait()
+
+    first = asyncio.ensure_future(read_body(stream(b"x" * 6, b"y", wait=True), 100, budget))
+    await asyncio.sleep(0.01)
+    with pytest.raises(BodyRefused) as refused:
+        await read_body(stream(b"z" * 6), 100, budget)
+    assert refused.value.status == 429
+    gate.set()
+    assert await first == b"x" * 6 + b"y"
+    assert await read_body(stream(b"z" * 10), 100, budget) == b"z" * 10  # every byte was given back
+
+
+def test_the_servers_access_log_sees_the_path_capped(receiver, target):
+    """Airflow's access log middleware reads the path from the shared ASGI scope after the answer."""
+    from fastapi import FastAPI
+
+    logged: list[str] = []
+
+    class AccessLog:  # what Airflow's HttpAccessLogMiddleware does with the path
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                logged.append(scope["path"])
+
+    root = FastAPI()
+    root.add_middleware(AccessLog)
+    root.mount("/alta", create_app())
+    client = TestClient(root)
+    # (A path with a line feed never reaches the plugin: the mount does not match it, Airflow answers it.)
+    for task_id in ("t" * 60_000, "t\r2026-01-01 FORGED\u2028\x85\x0b\x1b[31m"):
+        client.post("/alta" + other(target, task_id=task_id).path(), content=b"{}")
+    assert len(logged) == 2
+    for path in logged:
+        assert len(path) < 300 and not any(ch in path for ch in LOG_BREAKERS), repr(path)
