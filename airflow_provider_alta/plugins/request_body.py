@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Mapping
 
 #: How long reading one body may take, however it is sent (8 MiB needs about 280 KB/s).
 READ_TIMEOUT_SECONDS = 30.0
-#: Bytes all bodies being read at once may hold: two bodies at the limit.
-BUFFER_BUDGET_BYTES = 16 * 1024 * 1024
+#: Bytes all bodies being read at once may hold: one body at the limit and room for others beside it.
+BUFFER_BUDGET_BYTES = 12 * 1024 * 1024
 
 
 class BufferBudget:
@@ -67,14 +67,18 @@ async def read_body(
 
 
 async def _read_at_most(chunks: AsyncIterator[bytes], limit: int, budget: BufferBudget) -> bytes:
-    body = bytearray()
+    # The chunks as they came, joined once at the end: a growing buffer would over-allocate as it grows.
+    parts: list[bytes] = []
+    held = 0
     try:
         async for chunk in chunks:
-            if len(body) + len(chunk) > limit:
+            if held + len(chunk) > limit:
                 raise BodyRefused(413, "too_large", f"body over {limit} bytes")
             if not budget.take(len(chunk)):
                 raise BodyRefused(429, "busy", "too many bodies arriving at once; retry later")
-            body += chunk
-        return bytes(body)
+            held += len(chunk)
+            parts.append(chunk)
+        return b"".join(parts)
     finally:
-        budget.give(len(body))
+        parts.clear()
+        budget.give(held)

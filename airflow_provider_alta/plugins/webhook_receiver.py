@@ -13,7 +13,7 @@ secrets come from a short cache. The app answers
   whether the task instance exists is not revealed); 429 while too many
   unknown connection ids are being looked up;
 * 413 for a body over 8 MiB, 408 for one not received within 30 s, 429 while
-  other bodies fill the 16 MiB all bodies may hold at once, 400 for a body
+  other bodies fill the 12 MiB all bodies may hold at once, 400 for a body
   that is not an Alta run;
 * 404 for an unknown task instance, or one that opened no mailbox; 410 for a
   grant of another try; 403 when the task runs on another connection than
