@@ -103,10 +103,10 @@ def create_app(
         headers = {"Connection": "close"} if close else None
         return JSONResponse(body, status_code=status, headers=headers)
 
-    def refuse(status: int, result: str, about: str, detail: str, *, close: bool = True) -> JSONResponse:
+    def refuse(status: int, result: str, about: str, detail: str) -> JSONResponse:
         """An answer before authentication: logged at DEBUG, counted, nothing read."""
         rejections.refused(status, result, about)
-        return reply(status, result, detail, close=close)
+        return reply(status, result, detail, close=True)
 
     def answer(
         status: int,
