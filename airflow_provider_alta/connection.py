@@ -13,6 +13,8 @@ from airflow_provider_alta.ratelimit import key_fingerprint
 from airflow_provider_alta.retries import RetrySettings
 from airflow_provider_alta.validation import ensure_positive_number
 
+#: The connection type of Alta connections (the provider info declares it; only these sign webhooks).
+CONN_TYPE = "alta"
 #: Connection extras the provider reads, with their defaults. Documented in the README.
 EXTRA_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10.0,
@@ -40,6 +42,8 @@ class AltaConnectionConfig:
     proxies: dict[str, str] | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
     webhook_secret: str | None = field(default=None, repr=False)
+    #: The connection's type as Airflow holds it: the webhook receiver only trusts :data:`CONN_TYPE`.
+    conn_type: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -57,7 +61,9 @@ class AltaConnectionConfig:
         return proxies.get("https") or proxies.get("http")
 
     @classmethod
-    def from_parts(cls, *, conn_id: str, host: str | None, password: str | None, extra: Any) -> AltaConnectionConfig:
+    def from_parts(
+        cls, *, conn_id: str, host: str | None, password: str | None, extra: Any, conn_type: str | None = None
+    ) -> AltaConnectionConfig:
         extras = _extras(conn_id, extra)
         unknown = set(extras) - set(EXTRA_DEFAULTS)
         if unknown:
@@ -104,6 +110,7 @@ class AltaConnectionConfig:
             proxies=proxies or None,
             retry=RetrySettings.from_extras(merged),
             webhook_secret=webhook_secret,
+            conn_type=conn_type,
         )
 
 

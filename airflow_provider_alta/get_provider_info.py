@@ -42,6 +42,14 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "https://airflow.example.com",
                         "default": "",
                     },
+                    "webhook_token_lifetime": {
+                        "description": "Seconds a webhook token stays valid after the task invokes its run "
+                        "(it is also refused once the task's try is over). Cover the longest run you wait for.",
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "86400",
+                        "default": "604800",
+                    },
                 },
             }
         },

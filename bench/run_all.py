@@ -11,12 +11,13 @@ import hook_overhead
 import import_cost
 import polling_scorecard
 import triggerer_scale
+import webhook_attacks
 import webhook_e2e
 
 
 def main() -> None:
     lines: list[str] = ["# Benchmark report", ""]
-    for bench in (polling_scorecard, import_cost, hook_overhead, triggerer_scale, webhook_e2e):
+    for bench in (polling_scorecard, import_cost, hook_overhead, triggerer_scale, webhook_e2e, webhook_attacks):
         lines += [*bench.main(), ""]
     report = Path(__file__).parent / "report.md"
     report.write_text("\n".join(lines))

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta.compat import BaseHook, aget_connection, legacy_connection_form
-from airflow_provider_alta.connection import AltaConnectionConfig
+from airflow_provider_alta.connection import CONN_TYPE, AltaConnectionConfig
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaError,
@@ -56,7 +56,7 @@ class _AltaHookBase(BaseHook):
 
     conn_name_attr = "alta_conn_id"
     default_conn_name = "alta_default"
-    conn_type = "alta"
+    conn_type = CONN_TYPE
     hook_name = "Alta"
 
     def __init__(self, alta_conn_id: str = default_conn_name, **kwargs: Any) -> None:
@@ -67,7 +67,11 @@ class _AltaHookBase(BaseHook):
 
     def _config_from(self, conn: Any) -> AltaConnectionConfig:
         self._config = AltaConnectionConfig.from_parts(
-            conn_id=self.alta_conn_id, host=conn.host, password=conn.password, extra=conn.extra
+            conn_id=self.alta_conn_id,
+            host=conn.host,
+            password=conn.password,
+            extra=conn.extra,
+            conn_type=conn.conn_type,
         )
         self._budget = budget_for(self._config.fingerprint)
         return self._config

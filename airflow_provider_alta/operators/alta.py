@@ -25,13 +25,13 @@ from airflow_provider_alta.validation import (
     normalize_webhooks,
 )
 from airflow_provider_alta.webhook import (
-    EMPTY_MAILBOX,
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     TaskInstanceRef,
     WebhookSettings,
     airflow_webhook,
     announces_end,
+    empty_mailbox,
 )
 
 if TYPE_CHECKING:
@@ -290,8 +290,10 @@ class AltaRunWorkflowOperator(BaseOperator):
         if self.airflow_webhook:
             from airflow.sdk.log import mask_secret
 
-            secret = self.hook.config.webhook_secret
-            receiver = airflow_webhook(WebhookSettings.from_config(), secret, _ref(self, context))
+            config = self.hook.config
+            settings = WebhookSettings.from_config()
+            grant = settings.grant(_ref(self, context), context["ti"].try_number)
+            receiver = airflow_webhook(settings, config.webhook_secret, grant, config.conn_type)
             mask_secret(receiver["headers"][SIGNATURE_HEADER])
             webhooks = [*(normalize_webhooks(webhooks) or []), receiver]
         build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
@@ -301,8 +303,9 @@ class AltaRunWorkflowOperator(BaseOperator):
         webhooks = self._validate_before_send(context)
         polling = self._polling_for(context)
         if self.airflow_webhook:
-            # An empty mailbox, so the triggerer's frequent reads find a value instead of logging 404s.
-            context["ti"].xcom_push(key=MAILBOX_KEY, value=EMPTY_MAILBOX)
+            # An empty mailbox, so the triggerer's frequent reads find a value instead of logging 404s; it names
+            # the connection, so the receiver takes only that connection's tokens for this task.
+            context["ti"].xcom_push(key=MAILBOX_KEY, value=empty_mailbox(self.alta_conn_id))
         run = self._reattach_or_invoke(context, webhooks)
         self._run_id = run.workflow_run_id
         if self.do_xcom_push or self.airflow_webhook:

@@ -1,18 +1,31 @@
 """The Alta webhook receiver: a FastAPI app Airflow's API server mounts under ``/alta``.
 
 Airflow does not authenticate plugin endpoints, so this one does: every
-delivery must carry the task instance's token (see
-:mod:`airflow_provider_alta.webhook`). The app answers
+delivery must carry its grant's token (see :mod:`airflow_provider_alta.webhook`).
+Before authentication, nothing the caller sends costs more than a dict lookup
+and a hash: the path is checked for ids Airflow could hold, a declared
+``Content-Length`` over 8 MiB is refused, expired grants are refused, and
+secrets come from a short cache. The app answers
 
-* 401 for a missing or wrong token (nothing is read or written; whether the
-  task instance exists is not revealed);
-* 400 for a body that is not an Alta run, 413 for one over 8 MiB;
-* 404 for an unknown task instance;
-* 409 when the body names another run than the one the task started;
+* 404 for a path that names no possible task instance (and for anything
+  outside the route: no redirects);
+* 401 for a missing, wrong or expired token (nothing is read or written;
+  whether the task instance exists is not revealed); 429 while too many
+  unknown connection ids are being looked up;
+* 413 for a body over 8 MiB, 408 for one not received within 30 s, 429 while
+  other bodies fill the 12 MiB all bodies may hold at once, 400 for a body
+  that is not an Alta run;
+* 404 for an unknown task instance, or one that opened no mailbox; 410 for a
+  grant of another try; 403 when the task runs on another connection than
+  the one that signed; 409 when the body names another run than the one the
+  task started;
 * 200 otherwise: ``stored``, ``duplicate`` (same run and status already in
-  the mailbox) or ``task_finished`` (nothing to wake).
+  the mailbox), ``stale`` (a status behind the stored one, ignored) or
+  ``task_finished`` (nothing to wake).
 
-It logs the outcome with the task instance and run id, never a body or header.
+Authenticated outcomes are logged at INFO with the task instance and run id,
+escaped (see :mod:`.receiver_log`); refusals before authentication at DEBUG,
+with a count once a minute. Never a body, header or secret.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route's
@@ -25,13 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_provider_alta.plugins.receiver_log import CappedPathInAccessLog, RejectionLog, printable
+from airflow_provider_alta.plugins.request_body import READ_TIMEOUT_SECONDS
 from airflow_provider_alta.webhook import (
     MAX_BODY_BYTES,
     ROUTE,
     SIGNATURE_HEADER,
     URL_PREFIX,
-    TaskInstanceRef,
+    WebhookGrant,
     WebhookSettings,
+    grant_from_path,
     mailbox_notice,
     signature_matches,
 )
@@ -40,58 +56,125 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from airflow_provider_alta.plugins.mailbox_store import MailboxStore
+    from airflow_provider_alta.plugins.secret_cache import SecretCache
 
 log = logging.getLogger(__name__)
 
+#: Authenticated outcomes other than 200, by what the store did.
+_REFUSED_DELIVERIES = {
+    "unknown_task": (404, "no such task instance"),
+    "no_mailbox": (404, "the task instance is not waiting for a webhook"),
+    "other_try": (410, "the token was issued to another try of this task instance"),
+    "other_connection": (403, "the task instance does not run on this connection"),
+    "other_run": (409, "the body names another run than the one this task started"),
+}
 
-def create_app(store: "MailboxStore | None" = None) -> "FastAPI":
-    """Build the receiver app (``store`` defaults to the metadata database)."""
+
+def create_app(
+    store: "MailboxStore | None" = None,
+    secrets: "SecretCache | None" = None,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
+) -> "FastAPI":
+    """Build the receiver app (``store`` defaults to the metadata database, ``secrets`` to a cache over it)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
+    from starlette.requests import ClientDisconnect
 
     from airflow_provider_alta.exceptions import AltaError
     from airflow_provider_alta.plugins.mailbox_store import Delivery, MailboxStore
+    from airflow_provider_alta.plugins.request_body import BodyRefused, BufferBudget, check_declared_length, read_body
+    from airflow_provider_alta.plugins.secret_cache import LookupsExhausted, SecretCache
 
     mailbox = store or MailboxStore()
-    app = FastAPI(title="Alta webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    cache = secrets or SecretCache(mailbox.webhook_secret)
+    rejections = RejectionLog(log)
+    buffers = BufferBudget()
+    app = FastAPI(
+        title="Alta webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
+    app.add_middleware(CappedPathInAccessLog)
+
+    def reply(status: int, result: str, detail: str | None = None, *, close: bool = False) -> JSONResponse:
+        body: dict[str, Any] = {"result": result}
+        if detail:
+            body["detail"] = detail
+        # A refused body may still be arriving: closing the connection stops the sender at once.
+        headers = {"Connection": "close"} if close else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def refuse(status: int, result: str, about: str, detail: str) -> JSONResponse:
+        """An answer before authentication: logged at DEBUG, counted, nothing read."""
+        rejections.refused(status, result, about)
+        return reply(status, result, detail, close=True)
 
     def answer(
         status: int,
         result: str,
-        ref: TaskInstanceRef,
+        grant: WebhookGrant,
         detail: str | None = None,
         notice: dict[str, Any] | None = None,
+        *,
+        close: bool = False,
     ) -> JSONResponse:
-        body: dict[str, Any] = {"result": result}
-        if detail:
-            body["detail"] = detail
-        about = f" (run {notice['workflow_run_id']}, {notice['status']})" if notice else ""
-        log.info("Alta webhook for %s%s: %s %s", ref.describe(), about, status, result)
-        return JSONResponse(body, status_code=status)
+        """An answer to an authenticated caller, logged at INFO."""
+        about = f" (run {printable(notice['workflow_run_id'])}, {notice['status']})" if notice else ""
+        log.info("Alta webhook for %s%s: %s %s", printable(grant.describe()), about, status, result)
+        return reply(status, result, detail, close=close)
+
+    async def secret_of(conn_id: str) -> str | None:
+        known, secret = cache.cached(conn_id)
+        if known:
+            return secret
+        cache.reserve_lookup()
+        return await run_in_threadpool(cache.load, conn_id)
 
     @app.post(ROUTE)
     async def receive(
-        conn_id: str, dag_id: str, run_id: str, task_id: str, map_index: int, request: Request
+        conn_id: str,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        map_index: str,
+        try_number: str,
+        expires_at: str,
+        request: Request,
     ) -> JSONResponse:
-        ref = TaskInstanceRef(conn_id=conn_id, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
-        secret = await run_in_threadpool(mailbox.webhook_secret, conn_id)
-        if secret is None or not signature_matches(secret, ref, request.headers.get(SIGNATURE_HEADER)):
-            return answer(401, "unauthorized", ref, f"missing or invalid {SIGNATURE_HEADER} header")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return answer(413, "too_large", ref, f"body over {MAX_BODY_BYTES} bytes")
+        grant = grant_from_path(conn_id, dag_id, run_id, task_id, map_index, try_number, expires_at)
+        if grant is None:
+            return refuse(404, "not_found", str(request.scope.get("path", "")), "no such task instance")
+        about = grant.describe()
+        try:
+            check_declared_length(request.headers, MAX_BODY_BYTES)
+        except BodyRefused as refused:
+            return refuse(refused.status, refused.result, about, refused.detail)
+        unauthorized = f"missing, invalid or expired {SIGNATURE_HEADER} header"
+        if grant.expired():
+            return refuse(401, "unauthorized", about, unauthorized)
+        try:
+            secret = await secret_of(conn_id)
+        except LookupsExhausted:
+            response = refuse(429, "busy", about, "too many requests for unknown connections; retry later")
+            response.headers["Retry-After"] = "1"
+            return response
+        if not signature_matches(secret, grant, request.headers.get(SIGNATURE_HEADER)):
+            return refuse(401, "unauthorized", about, unauthorized)
+        try:
+            raw = await read_body(request.stream(), MAX_BODY_BYTES, buffers, read_timeout)
+        except BodyRefused as refused:
+            return answer(refused.status, refused.result, grant, refused.detail, close=True)
+        except ClientDisconnect:
+            return answer(400, "disconnected", grant, "the body ended early", close=True)
         try:
             notice = mailbox_notice(json.loads(raw))
-        except (ValueError, AltaError):
-            return answer(400, "not_a_run", ref, "the body is not an Alta workflow run")
-        outcome, state = await run_in_threadpool(mailbox.deliver, ref, notice)
-        if outcome is Delivery.UNKNOWN_TASK:
-            return answer(404, outcome.value, ref, "no such task instance", notice)
-        if outcome is Delivery.OTHER_RUN:
-            detail = "the body names another run than the one this task started"
-            return answer(409, outcome.value, ref, detail, notice)
-        return answer(200, outcome.value, ref, f"task is {state}" if state else None, notice)
+        except (ValueError, RecursionError, AltaError):
+            return answer(400, "not_a_run", grant, "the body is not an Alta workflow run")
+        outcome, state = await run_in_threadpool(mailbox.deliver, grant, notice)
+        if outcome.value in _REFUSED_DELIVERIES:
+            status, detail = _REFUSED_DELIVERIES[outcome.value]
+            return answer(status, outcome.value, grant, detail, notice)
+        said = {Delivery.TASK_FINISHED: f"task is {state}", Delivery.STALE: "a later status of this run is stored"}
+        return answer(200, outcome.value, grant, said.get(outcome), notice)
 
     return app
 

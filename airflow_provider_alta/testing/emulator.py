@@ -424,6 +424,8 @@ class AltaEmulator:
                 "queries": run.queries,
                 "last_query_at": run.last_query_at,
                 "status_now": run.status(now),
+                # Where the run reports when it ends (URLs only: headers may hold secrets).
+                "webhook_urls": [hook.get("url") for hook in run.webhooks],
             }
         )
 

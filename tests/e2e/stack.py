@@ -44,6 +44,25 @@ SECRETS = (
 )
 
 
+def loopback_env(home: Path, dags: Path, api_port: int) -> dict[str, str]:
+    """This process' environment without its Airflow settings, plus an Airflow home on SQLite whose API server
+    listens on 127.0.0.1 only and mounts the Alta webhook receiver."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
+    api = f"http://127.0.0.1:{api_port}"
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__PORT=str(api_port),
+        AIRFLOW__API__BASE_URL=api,
+        AIRFLOW__API__WORKERS="1",
+        AIRFLOW__ALTA__WEBHOOK_ENABLED="True",
+        AIRFLOW__ALTA__WEBHOOK_BASE_URL=api,
+    )
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -61,7 +80,7 @@ class Stack:
         self.env: dict[str, str] = {}
 
     # -- processes -----------------------------------------------------------
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.home / f"service-{name}.log", "ab")  # noqa: SIM115 - kept open for the process' life
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
@@ -82,7 +101,7 @@ class Stack:
             proc.wait(10)
 
     def start_triggerer(self) -> None:
-        self._spawn("triggerer", [str(BIN / "airflow"), "triggerer", "--skip-serve-logs"])
+        self.spawn("triggerer", [str(BIN / "airflow"), "triggerer", "--skip-serve-logs"])
 
     def start(self) -> None:
         dags = self.home / "dags"
@@ -101,17 +120,10 @@ class Stack:
         }
         (self.home / "emulator.json").write_text(json.dumps(config))
         port_file = self.home / "emulator.port"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
+        self.env = loopback_env(self.home, dags, self.api_port)
         self.env.update(
-            AIRFLOW_HOME=str(self.home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__CORE__PARALLELISM="4",
-            AIRFLOW__API__HOST="127.0.0.1",
-            AIRFLOW__API__PORT=str(self.api_port),
-            AIRFLOW__API__BASE_URL=self.api,
-            AIRFLOW__API__WORKERS="1",
             # Airflow 3.0 serves deserialized XCom values over REST only when this is on (later releases always).
             AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT="True",
             AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD="10",
@@ -119,11 +131,9 @@ class Stack:
             # A lost worker (its task supervisor gone) is noticed in seconds, not the default 5 minutes.
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="15",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
-            AIRFLOW__ALTA__WEBHOOK_ENABLED="True",
-            AIRFLOW__ALTA__WEBHOOK_BASE_URL=self.api,
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
         )
-        self._spawn(
+        self.spawn(
             "emulator",
             [
                 str(BIN / "alta-emulator"),
@@ -153,9 +163,9 @@ class Stack:
             self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn(key, webhook_secret=WEBHOOK_SECRET)
         self.airflow("db", "migrate")
         self.airflow("pools", "set", "alta_api", "2", "Alta API quota")
-        self._spawn("api-server", [str(BIN / "airflow"), "api-server"])
-        self._spawn("scheduler", [str(BIN / "airflow"), "scheduler", "--skip-serve-logs"])
-        self._spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
+        self.spawn("api-server", [str(BIN / "airflow"), "api-server"])
+        self.spawn("scheduler", [str(BIN / "airflow"), "scheduler", "--skip-serve-logs"])
+        self.spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
         self.start_triggerer()
         wait_for(self._healthy, 120, "Airflow api-server health")
         password_file = self.home / "simple_auth_manager_passwords.json.generated"

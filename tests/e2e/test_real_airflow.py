@@ -7,6 +7,7 @@ import os
 import signal
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,15 @@ import pytest
 
 from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
-from airflow_provider_alta.webhook import EMPTY_MAILBOX, MAILBOX_KEY, SIGNATURE_HEADER, TaskInstanceRef, sign
+from airflow_provider_alta.webhook import (
+    MAILBOX_KEY,
+    SIGNATURE_HEADER,
+    TaskInstanceRef,
+    WebhookGrant,
+    empty_mailbox,
+    grant_from_path,
+    sign,
+)
 from tests.e2e.stack import HOOKED, RETRY_KEY, SECRETS, SLOW_KEY, WEBHOOK_SECRET, WORKER_KEY, Stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -126,10 +135,10 @@ def deliveries_for(stack: Stack, runs: list[dict]) -> list[dict]:
     return [d for d in stack.emulator("/_emulator/stats")["webhook_deliveries"] if d["workflowRunId"] in ids]
 
 
-def post_forged(stack: Stack, ref: TaskInstanceRef) -> int:
+def post_forged(stack: Stack, grant: WebhookGrant) -> int:
     body = json.dumps({"workflowRunId": "forged", "status": "SUCCEED", "output": {}}).encode()
     request = urllib.request.Request(
-        f"{stack.api}/alta{ref.path()}", data=body, method="POST", headers={SIGNATURE_HEADER: "sha256=" + "0" * 64}
+        f"{stack.api}/alta{grant.path()}", data=body, method="POST", headers={SIGNATURE_HEADER: "sha256=" + "0" * 64}
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -144,7 +153,8 @@ def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
     wait_for(
         lambda: stack.task_instance("e2e_webhook", target.run_id, "run", 0)["state"] == "deferred", 120, "deferral"
     )
-    assert post_forged(stack, target) == 401  # the plugin is mounted and authenticates
+    forged = WebhookGrant(target, stack.task_instance("e2e_webhook", target.run_id, "run", 0)["try_number"], 2**31)
+    assert post_forged(stack, forged) == 401  # the plugin is mounted and authenticates
     for dag_id, run_id in runs.items():
         assert stack.wait_dag_run(dag_id, run_id, timeout=300) == "success", dag_id
     hooked = stack.alta_runs("e2e_webhook", runs["e2e_webhook"])
@@ -175,7 +185,9 @@ def test_webhook_faults_lost_duplicated_and_early(stack):
         assert stack.wait_dag_run(dag_id, run_id, timeout=300) == "success", dag_id
     (lost,) = stack.alta_runs("e2e_alta_hook_lost", runs["e2e_alta_hook_lost"])
     assert deliveries_for(stack, [lost]) == [] and lost["queries"] >= 1  # the fallback poll finished it
-    assert stack.xcom("e2e_alta_hook_lost", runs["e2e_alta_hook_lost"], "run", MAILBOX_KEY) == EMPTY_MAILBOX
+    assert stack.xcom("e2e_alta_hook_lost", runs["e2e_alta_hook_lost"], "run", MAILBOX_KEY) == empty_mailbox(
+        "alta_hook_lost"
+    )
     (dup,) = stack.alta_runs("e2e_alta_hook_dup", runs["e2e_alta_hook_dup"])
     assert [d["status"] for d in deliveries_for(stack, [dup])] == [200, 200] and dup["queries"] == 1
     # Early: the run ends and its webhook lands while the invoke's answer is held back 3 s.
@@ -194,14 +206,18 @@ def test_no_import_errors(stack):
 
 
 def webhook_tokens(stack: Stack) -> list[str]:
-    """The signature header each webhook task instance handed Alta: a secret too."""
+    """The signature header each webhook task instance handed Alta: a secret too. Rebuilt from the receiver
+    URL each run was given (the grant in it carries the issue-time expiry)."""
     tokens = []
-    webhook_dags = {"e2e_webhook": "alta_hooked", **{f"e2e_{c}": c for c in HOOKED if c.startswith("alta_hook_")}}
-    for dag_id, conn_id in webhook_dags.items():
+    webhook_dags = ("e2e_webhook", *(f"e2e_{c}" for c in HOOKED if c.startswith("alta_hook_")))
+    for dag_id in webhook_dags:
         for run in stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]:
-            for ti in stack.task_instances(dag_id, run["dag_run_id"]):
-                ref = TaskInstanceRef(conn_id, dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"])
-                tokens.append(sign(WEBHOOK_SECRET, ref))
+            for alta_run in stack.alta_runs(dag_id, run["dag_run_id"]):
+                for url in stack.emulator(f"/_emulator/runs/{alta_run['workflow_run_id']}")["webhook_urls"]:
+                    _, _, signed = urllib.parse.urlsplit(url).path.partition("/alta/webhook/v2/")
+                    grant = grant_from_path(*(urllib.parse.unquote(part) for part in signed.split("/")))
+                    if grant is not None:
+                        tokens.append(sign(WEBHOOK_SECRET, grant))
     assert len(tokens) >= 23  # 20 mapped + lost + duplicated + early
     return tokens
 

@@ -16,15 +16,16 @@ from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.operators.alta import XCOM_RECENT_DURATIONS
 from airflow_provider_alta.plugins.webhook_receiver import create_app
 from airflow_provider_alta.webhook import (
-    EMPTY_MAILBOX,
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     URL_PREFIX,
     TaskInstanceRef,
+    empty_mailbox,
     sign,
 )
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
+from tests.plugins.receiver_support import grant_for, serve, task_try
 
 WEBHOOK_SECRET = "whs-wakeup-SECRET-71c2e9aa"
 
@@ -32,26 +33,12 @@ WEBHOOK_SECRET = "whs-wakeup-SECRET-71c2e9aa"
 @pytest.fixture(scope="module")
 def receiver_url(airflow_db) -> Iterator[str]:
     """The receiver app mounted under /alta, served by uvicorn as Airflow's API server would."""
-    import socket
-
-    import uvicorn
     from fastapi import FastAPI
 
     app = FastAPI()
     app.mount(URL_PREFIX, create_app())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline, "the receiver did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -79,7 +66,7 @@ def test_webhook_wakes_the_trigger_with_one_confirming_query(webhooks):
     assert result.xcom("run")["news"]
     deliveries = webhooks.stats()["webhook_deliveries"]
     assert [d["status"] for d in deliveries] == [200]
-    assert "/alta/webhook/v1/alta_default/t_webhook/" in deliveries[0]["url"]
+    assert "/alta/webhook/v2/alta_default/t_webhook/" in deliveries[0]["url"]
     assert webhooks.invoke_count() == 1
     assert webhooks.request_count("query") == 1  # the confirmation; the fallback never fired
     run_id = result.xcom("run", XCOM_RUN_ID)
@@ -95,7 +82,7 @@ def test_lost_webhook_falls_back_to_polling(webhooks):
     assert result.state == "success" and result.xcom("run")["news"]
     assert webhooks.stats()["webhook_deliveries"] == []
     assert webhooks.request_count("query") >= 1
-    assert result.xcom("run", MAILBOX_KEY) == EMPTY_MAILBOX
+    assert result.xcom("run", MAILBOX_KEY) == empty_mailbox("alta_default")
 
 
 def test_duplicated_webhook_is_harmless(webhooks):
@@ -146,10 +133,11 @@ def test_forged_and_replayed_notices_do_not_finish_the_task(webhooks, receiver_u
 
     def attack() -> None:
         ref, run_id = _running_task("t_webhook_fallback")
+        grant = grant_for(ref, task_try(ref))
         claim = json.dumps({"workflowRunId": run_id, "status": "SUCCEED", "output": {"news": []}}).encode()
-        for name, header in (("forged", "sha256=" + "ab" * 32), ("replayed", sign(WEBHOOK_SECRET, ref))):
+        for name, header in (("forged", "sha256=" + "ab" * 32), ("replayed", sign(WEBHOOK_SECRET, grant))):
             request = urllib.request.Request(
-                receiver_url + URL_PREFIX + ref.path(), data=claim, method="POST", headers={SIGNATURE_HEADER: header}
+                receiver_url + URL_PREFIX + grant.path(), data=claim, method="POST", headers={SIGNATURE_HEADER: header}
             )
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
