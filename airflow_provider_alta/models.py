@@ -122,8 +122,10 @@ class WorkflowRun:
                 return value if isinstance(value, str) else repr(value)
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run as the API described it (a JSON-safe copy of the raw body)."""
+    def to_dict(self, *, without_output: bool = False) -> dict[str, Any]:
+        """The run as the API described it (a JSON-safe copy of the raw body), optionally without its output."""
+        if without_output:
+            return copy.deepcopy({key: value for key, value in self.raw.items() if key != "output"})
         return copy.deepcopy(self.raw)
 
     def describe(self) -> str:

@@ -174,3 +174,26 @@ with dag("t_webhook_fallback") as t_webhook_fallback:
 
 with dag("t_duration_aware") as t_duration_aware:
     AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, deferrable=True, **FAST)
+
+
+@task
+def show(value: Any, output_format: str) -> str:
+    """A downstream task reporting what it received: ``ascii()`` of the value, which XCom carries whatever it is."""
+    import json
+
+    return ascii(json.loads(value) if output_format == "json" else value)
+
+
+for _mode, _kwargs in (("sync", {}), ("deferred", {"deferrable": True, "timeout": 30, **FAST})):
+    with dag(f"t_carry_{_mode}") as _carry_dag:
+        for _format in ("value", "json"):
+            _run = AltaRunWorkflowOperator(
+                task_id=f"run_{_format}",
+                input={"topic": "AI"},
+                output_format=_format,
+                retries=1,
+                retry_delay=datetime.timedelta(0),
+                **_kwargs,
+            )
+            show.override(task_id=f"show_{_format}")(_run.output, _format)
+    globals()[f"t_carry_{_mode}"] = _carry_dag
