@@ -47,9 +47,18 @@ class Problem:
         return f"{self.path}: {self.reason}"
 
 
+class AltaLiteral(str):
+    """A string sent exactly as written, never rendered by Jinja: ``AltaLiteral("Answer {{like this}}")``.
+
+    For prompts that contain template syntax themselves. It is a ``str``, so it validates and encodes as one.
+    """
+
+    __slots__ = ()
+
+
 def has_template_syntax(text: str) -> bool:
-    """Whether Jinja would change ``text``: an expression, a statement or a comment."""
-    return any(marker in text for marker in _TEMPLATE_SYNTAX)
+    """Whether Jinja would change ``text``: an expression, a statement or a comment (never an :class:`AltaLiteral`)."""
+    return not isinstance(text, AltaLiteral) and any(marker in text for marker in _TEMPLATE_SYNTAX)
 
 
 def json_problem(value: Any, root: str, *, for_xcom: bool = False) -> Problem | None:

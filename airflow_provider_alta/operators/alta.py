@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaInvokeOutcomeUnknownError, AltaNotFoundError, AltaValidationError
-from airflow_provider_alta.fidelity import MAX_DEPTH, Problem, depth_of, has_template_syntax, json_problem
+from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
 from airflow_provider_alta.validation import (
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from airflow_provider_alta.compat import RunIdStore
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
+
+__all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
 #: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
@@ -94,7 +96,9 @@ class AltaRunWorkflowOperator(BaseOperator):
     task leaves its run going, and says so.
 
     :param input: the workflow's Start-node parameters: a dict, a JSON string,
-        or an XComArg resolving to one. Templated.
+        or an XComArg resolving to one. Templated: strings with template syntax
+        (``{{``, ``{%``, ``{#``) are rendered, every other string is sent exactly
+        as written; wrap text in :class:`AltaLiteral` to send ``{{ … }}`` as is.
     :param alta_conn_id: an ``alta`` connection; its key selects the workflow.
     :param user_id: optional end-user label sent as ``userId``. Templated.
     :param run_async: invoke asynchronously and wait in the worker.
@@ -282,8 +286,23 @@ class AltaRunWorkflowOperator(BaseOperator):
         if rendered or not _is_unrendered(self.user_id):
             ensure_user_id(self.user_id)
 
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render only strings with template syntax; send every other string exactly as written.
+
+        Jinja normalises text it renders (``\\r\\n`` to ``\\n``, a trailing newline dropped), which would
+        silently change a prompt. An :class:`AltaLiteral` is never rendered. Airflow calls this for every
+        template field and, recursively, for every value inside one.
+        """
+        if isinstance(content, str) and not has_template_syntax(content):
+            return str(content)
+        return super().render_template(content, context, jinja_env, seen_oids)
+
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
+        # Before Airflow stores the rendered fields: an input it cannot store fails here, naming its JSON path.
+        self._check_input(rendered=True)
         # Mask webhook header values before Airflow stores the rendered fields.
         from airflow.sdk.log import mask_secret
 

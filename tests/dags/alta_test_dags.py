@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.operators.alta import AltaLiteral, AltaRunWorkflowOperator
 from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
 
 START = datetime.datetime(2026, 1, 1)
@@ -197,3 +197,14 @@ for _mode, _kwargs in (("sync", {}), ("deferred", {"deferrable": True, "timeout"
             )
             show.override(task_id=f"show_{_format}")(_run.output, _format)
     globals()[f"t_carry_{_mode}"] = _carry_dag
+
+#: Strings Jinja would change although they hold no template (or hold one that must not be rendered).
+VERBATIM_INPUT = {
+    "prompt": "line 1\r\nline 2\n\n",
+    "templated": "{{ params.topic }}\r\n",
+    "literal": AltaLiteral("Answer in the form {{answer}} {% raw %} {#"),
+    "nested": ["tab\t\r\n", {"comment": "{# dropped #}kept"}],
+}
+
+with DAG("t_verbatim", schedule=None, start_date=START, catchup=False, params={"topic": "AI"}) as t_verbatim:
+    AltaRunWorkflowOperator(task_id="run", input=VERBATIM_INPUT)
