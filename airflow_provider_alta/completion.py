@@ -109,7 +109,8 @@ def run_from_event(
         raise AltaTimeoutError(message or "Gave up waiting for the workflow run", workflow_run_id=run_id)
     if event["status"] == "error":
         raise AltaError(message or "Waiting for the workflow run failed", workflow_run_id=run_id)
-    run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event")
+    # The event was decoded for this task alone: its body needs no copy (a large output would double).
+    run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event", copy_body=False)
     if run.workflow_run_id != run_id or not run.is_terminal:
         raise AltaInvalidResponseError(
             "The trigger event's run does not match its status or id", workflow_run_id=run_id
