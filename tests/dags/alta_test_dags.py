@@ -208,3 +208,13 @@ VERBATIM_INPUT = {
 
 with DAG("t_verbatim", schedule=None, start_date=START, catchup=False, params={"topic": "AI"}) as t_verbatim:
     AltaRunWorkflowOperator(task_id="run", input=VERBATIM_INPUT)
+
+with dag("t_retry_once") as t_retry_once:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, retries=1, retry_delay=datetime.timedelta(0))
+
+with dag("t_sensor_json") as t_sensor_json:
+    start = AltaRunWorkflowOperator(task_id="start", input={"topic": "AI"}, wait_for_completion=False)
+    sensed = AltaWorkflowRunSensor(
+        task_id="wait", workflow_run_id=start.output, deferrable=True, output_format="json", **FAST
+    )
+    show.override(task_id="show_json")(sensed.output, "json")

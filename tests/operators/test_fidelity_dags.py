@@ -26,6 +26,7 @@ TRAPS = {
     "text": "lone \ud800 surrogate",
     "deep": nested(100),
 }
+TRAP_PATH = 'output["items"][1]["__id__"]'
 #: Awkward but carried: the deepest nesting supported (64 levels), control characters, a lone __version__, non-ASCII.
 CARRIED = {
     "deep": all_objects(MAX_DEPTH - 1),
@@ -43,14 +44,13 @@ def test_output_xcom_cannot_carry_fails_clearly_after_one_paid_run(alta_emulator
     assert result.ti("run_value").state == "failed" and result.ti("run_value").try_number == 2
     run_id = result.xcom("run_value", "workflow_run_id")
     assert "AltaUnsupportedOutputError" in out and f"workflow_run_id={run_id}" in out
-    assert 'output["items"][1]["__id__"]' in out and "output_format='json'" in out
-    assert "Reattaching to Alta" in out
+    assert TRAP_PATH in out and "output_format='json'" in out
     # output_format="json": the downstream task decodes exactly what Alta answered.
     assert result.xcom("show_json") == ascii(
         alta_emulator.run(result.xcom("run_json", "workflow_run_id"))["body"]["output"]
     )
     assert result.xcom("show_json") == ascii(TRAPS)
-    assert alta_emulator.invoke_count() == 2  # one run per task: the retry reattached
+    assert alta_emulator.invoke_count() == 2  # one run per task: the retry started no second run
 
 
 @pytest.mark.parametrize("mode", ["sync", "deferred"])
@@ -61,3 +61,26 @@ def test_awkward_output_xcom_carries_reaches_downstream_exactly(alta_emulator, m
     assert result.xcom("show_value") == ascii(CARRIED)
     assert result.xcom("show_json") == ascii(CARRIED)
     assert alta_emulator.invoke_count() == 2
+
+
+def test_unreadable_invoke_answer_keeps_the_run_id_so_the_retry_reattaches(alta_emulator, capsys):
+    from airflow_provider_alta.hooks.alta import AltaHook
+
+    alta_emulator.configure(duration=0.1)
+    paid = AltaHook().invoke_workflow({"topic": "AI"}).workflow_run_id  # the run the unreadable answer names
+    deep = "[" * 5_000 + "]" * 5_000
+    alta_emulator.inject("invoke", "body", text=f'{{"workflowRunId": "{paid}", "status": "SUCCEED", "output": {deep}}}')
+    result = run_dag("t_retry_once")
+    out = plain(capsys.readouterr().out)
+    assert "AltaInvokeOutcomeUnknownError" in out and f"workflow_run_id={paid}" in out
+    assert result.state == "success" and result.ti("run").try_number == 2
+    assert result.xcom("run", "workflow_run_id") == paid and "Reattaching to Alta" in out
+    assert alta_emulator.request_count("invoke") == 2  # the run above and the unreadable answer: no third
+
+
+def test_deferred_sensor_reads_an_output_its_event_cannot_carry_and_returns_json_text(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.5, output=TRAPS)
+    result = run_dag("t_sensor_json")
+    assert result.state == "success"
+    assert result.xcom("show_json") == ascii(TRAPS)
+    assert "leaves the output of run" in plain(capsys.readouterr().out)  # the trigger withheld it; the task read it
