@@ -63,7 +63,7 @@ def airflow_carries(value: Any) -> bool:
         return False
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(value=VALUES)
 def test_the_check_agrees_with_airflow_itself(value):
     problem = json_problem(value, "output", for_xcom=True)
@@ -91,7 +91,7 @@ def _finish(output: Any, output_format: str) -> Any:
     return finish_run(run, context={"ti": _Ti()}, log=log, push=True, output_format=output_format)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(output=VALUES)
 def test_a_finished_run_returns_what_xcom_carries_or_names_the_run(output):
     try:
@@ -107,7 +107,7 @@ def test_a_finished_run_returns_what_xcom_carries_or_names_the_run(output):
     assert json.loads(text) == output
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(run_input=OBJECTS)
 def test_any_input_is_refused_before_the_invoke_or_arrives_exactly(alta_conn, alta_emulator, run_input):
     alta_emulator.configure(duration=0.0, input_schema=None, output_mode="echo")
