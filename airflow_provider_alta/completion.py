@@ -9,6 +9,7 @@ closing line. Nothing here talks to Alta.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from airflow_provider_alta.exceptions import (
     AltaInvalidResponseError,
     AltaRunFailedError,
     AltaTimeoutError,
+    AltaUnsupportedOutputError,
     AltaValidationError,
 )
+from airflow_provider_alta.fidelity import as_json_text, json_problem
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 
 #: XCom keys pushed besides ``return_value`` (the run's output).
@@ -35,6 +38,8 @@ XCOM_KEYS = (
 )
 
 EVENT_STATUSES = ("success", "failed", "timeout", "error")
+#: The trigger event's key saying the run's output was left out (the event could not carry it).
+OUTPUT_WITHHELD = "output_withheld"
 
 
 def load_schema(schema: Any, field: str, base_dir: Path | None = None) -> dict[str, Any] | None:
@@ -76,12 +81,16 @@ def schema_violation(schema: dict[str, Any], value: Any) -> str | None:
     return f"{where}: {error.message}"
 
 
-def run_from_event(event: Any, expected_run_id: str | None) -> WorkflowRun:
+def run_from_event(
+    event: Any, expected_run_id: str | None, fetch: Callable[[str], WorkflowRun] | None = None
+) -> WorkflowRun:
     """Check a trigger event strictly and return the finished run it carries.
 
     Raises the matching typed error for ``timeout`` / ``error`` events and for
     anything malformed (events are delivered at least once, and a stale or
-    foreign event must never complete a task).
+    foreign event must never complete a task). When the trigger left the
+    output out (:data:`OUTPUT_WITHHELD`), the run is read again with ``fetch``:
+    one query, instead of an event Airflow could not hand back to the task.
     """
     if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
         raise AltaInvalidResponseError(
@@ -100,12 +109,33 @@ def run_from_event(event: Any, expected_run_id: str | None) -> WorkflowRun:
         raise AltaTimeoutError(message or "Gave up waiting for the workflow run", workflow_run_id=run_id)
     if event["status"] == "error":
         raise AltaError(message or "Waiting for the workflow run failed", workflow_run_id=run_id)
-    run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event")
+    # The event was decoded for this task alone: its body needs no copy (a large output would double).
+    run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event", copy_body=False)
     if run.workflow_run_id != run_id or not run.is_terminal:
         raise AltaInvalidResponseError(
             "The trigger event's run does not match its status or id", workflow_run_id=run_id
         )
+    if event.get(OUTPUT_WITHHELD):
+        if fetch is None:
+            raise AltaInvalidResponseError("The trigger event left the run's output out", workflow_run_id=run_id)
+        run = fetch(run.workflow_run_id)
+        if not run.is_terminal:
+            raise AltaInvalidResponseError(
+                f"Alta reports the run {run.status.value} after its trigger saw it end", workflow_run_id=run_id
+            )
     return run
+
+
+def event_body(run: WorkflowRun) -> tuple[dict[str, Any], str | None]:
+    """The run body a trigger event carries, and why its output was left out (``None`` when it was not).
+
+    An event is stored and handed back to the task through Airflow's serialisation, which nests it twice
+    as deep and refuses what XCom refuses; an output it cannot carry is read again by the task instead.
+    """
+    problem = json_problem(run.output, "output", for_xcom=True) if run.status is RunStatus.SUCCEED else None
+    if problem is None:
+        return run.to_dict(), None
+    return run.to_dict(without_output=True), str(problem)
 
 
 def run_failed_error(run: WorkflowRun, error_class: type[AltaRunFailedError] = AltaRunFailedError) -> AltaError:
@@ -139,8 +169,13 @@ def finish_run(
     max_tokens: float | None = None,
     limits_warn_only: bool = False,
     failed_error: type[AltaRunFailedError] = AltaRunFailedError,
+    output_format: str = "value",
 ) -> Any:
-    """Push the run's XComs, enforce the contracts, and return its output."""
+    """Push the run's XComs, enforce the contracts, and return its output (as JSON text with ``"json"``).
+
+    An output that XCom cannot carry as it is fails here, before Airflow pushes it: never a green task
+    whose downstream tasks cannot read its result. The run id stays stored, so a retry reattaches.
+    """
     if push:
         ti = context["ti"]
         for key, value in xcom_values(run).items():
@@ -170,4 +205,26 @@ def finish_run(
                 f"The workflow's output does not match output_schema at {problem}",
                 workflow_run_id=run.workflow_run_id,
             )
+    if output_format == "json":
+        return _output_as_text(run)
+    if push:
+        unfit = json_problem(run.output, "output", for_xcom=True)
+        if unfit is not None:
+            raise AltaUnsupportedOutputError(
+                f"Alta {run.describe()} SUCCEEDed, but its output cannot be pushed to XCom as it is: {unfit}. "
+                "Set output_format='json' on the task to receive it as JSON text (json.loads it downstream); "
+                "the run id is kept, so a retry or a clear of this task reattaches to the run instead of "
+                "paying for another",
+                workflow_run_id=run.workflow_run_id,
+            )
     return run.output
+
+
+def _output_as_text(run: WorkflowRun) -> str:
+    try:
+        return as_json_text(run.output)
+    except RecursionError:
+        raise AltaUnsupportedOutputError(
+            f"Alta {run.describe()} SUCCEEDed, but its output is nested too deeply to write even as JSON text",
+            workflow_run_id=run.workflow_run_id,
+        ) from None

@@ -113,6 +113,14 @@ class AltaInvalidResponseError(AltaError):
     """The API answered 2xx but the body is not the documented shape."""
 
 
+class AltaResponseTooDeepError(AltaInvalidResponseError):
+    """A 2xx answer nested too deeply to be parsed; the run (named when its id could be read) may exist."""
+
+
+class AltaUnsupportedOutputError(AltaError):
+    """A run SUCCEEDed, but its output cannot be pushed to XCom as it is; the message names the way out."""
+
+
 class AltaRunFailedError(AltaError):
     """The workflow run ended with status FAILED."""
 

@@ -122,9 +122,13 @@ class WorkflowRun:
                 return value if isinstance(value, str) else repr(value)
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run as the API described it (a JSON-safe copy of the raw body)."""
-        return copy.deepcopy(self.raw)
+    def to_dict(self, *, without_output: bool = False) -> dict[str, Any]:
+        """The run as the API described it (the raw body, JSON-safe), optionally without its output.
+
+        A new top-level dict whose values are shared with this run, not copied: an output can be tens of
+        megabytes, and the one caller (a trigger's event) only serialises it. Treat the values as read-only.
+        """
+        return {key: value for key, value in self.raw.items() if not (without_output and key == "output")}
 
     def describe(self) -> str:
         """A short human label: ``todayNews 1.0.1 run r-123``."""

@@ -22,6 +22,7 @@ from airflow_provider_alta.exceptions import (
     AltaInvalidResponseError,
     AltaNotFoundError,
     AltaRateLimitError,
+    AltaResponseTooDeepError,
     AltaServerError,
 )
 from airflow_provider_alta.models import WorkflowRun
@@ -148,6 +149,14 @@ def parse_response(
         raise error_from_response(request, status, headers, text, now=now)
     try:
         body = json.loads(text)
+    except RecursionError:
+        raise AltaResponseTooDeepError(
+            f"Alta answered HTTP {status} with JSON nested too deeply to be read ({len(text)} characters); "
+            "the workflow's output needs fewer levels of nesting",
+            status=status,
+            endpoint=request.endpoint,
+            workflow_run_id=request.workflow_run_id or _run_id_in(text),
+        ) from None
     except ValueError:
         raise AltaInvalidResponseError(
             f"Alta answered HTTP {status} with a body that is not JSON: {_excerpt(text)!r}",
@@ -224,7 +233,7 @@ def _documented_error(text: str) -> tuple[str | None, str | None]:
     """Read ``{"error": {"code", "message", "status"}}``; tolerate anything else."""
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None
     if not isinstance(body, dict):
         return None, None
@@ -237,6 +246,20 @@ def _documented_error(text: str) -> tuple[str | None, str | None]:
         return None, error
     message = body.get("message")
     return None, str(message) if message is not None else None
+
+
+#: ``"workflowRunId": "<id>"`` at any place of an answer that cannot be parsed as a whole.
+_RUN_ID_FIELD = re.compile(r'"workflowRunId"\s*:\s*"([A-Za-z0-9._:-]{1,200})"')
+
+
+def _run_id_in(text: str) -> str | None:
+    """The run id of an answer too deep to parse, read from its text, so the error can name the run.
+
+    Only the part before the run's ``input`` and ``output`` is searched: those may hold anything.
+    """
+    ends = [at for at in (text.find('"input"'), text.find('"output"')) if at >= 0]
+    found = _RUN_ID_FIELD.search(text, 0, min(ends) if ends else len(text))
+    return found.group(1) if found else None
 
 
 def _excerpt(text: str) -> str:

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from airflow_provider_alta.exceptions import AltaValidationError
+from airflow_provider_alta.fidelity import Problem, json_problem
 
 MAX_WEBHOOKS = 5
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -33,40 +34,26 @@ def invoke_request_schema() -> dict[str, Any]:
     return schema
 
 
-def ensure_json_object(value: Any, field: str) -> dict[str, Any]:
-    """Return ``value`` if it is a dict that JSON can carry unchanged, else raise."""
+def ensure_json_object(value: Any, field: str, *, for_xcom: bool = False) -> dict[str, Any]:
+    """Return ``value`` if it is a dict that JSON (and with ``for_xcom``, Airflow's XCom) carries unchanged.
+
+    The check is :func:`fidelity.json_problem`: types, finite numbers, string keys, UTF-8, depth and, for
+    a value that also lives in Airflow, the XCom serde's reserved keys. Its error names the JSON path.
+    """
     if not isinstance(value, dict):
         raise AltaValidationError(
             f"{field} must be a JSON object (a dict), got {type(value).__name__}; "
             f"pass the workflow's Start node parameters as a dict, e.g. {{'topic': 'News'}}"
         )
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise AltaValidationError(
-            f"{field} is not JSON-serialisable ({err}); convert dates, sets, bytes, NaN and "
-            "custom objects to strings, lists or numbers first"
-        ) from None
-    bad_key = _first_non_string_key(value)
-    if bad_key is not None:
-        raise AltaValidationError(f"{field} has a non-string key {bad_key!r}; JSON object keys must be strings")
+    problem = json_problem(value, field, for_xcom=for_xcom)
+    if problem is not None:
+        raise not_carried(problem)
     return value
 
 
-def _first_non_string_key(value: Any) -> Any:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return key
-            found = _first_non_string_key(item)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = _first_non_string_key(item)
-            if found is not None:
-                return found
-    return None
+def not_carried(problem: Problem) -> AltaValidationError:
+    """The error for a value that cannot be sent as it is."""
+    return AltaValidationError(f"{problem.path} is not JSON-serialisable unchanged: {problem.reason}; nothing was sent")
 
 
 def normalize_webhooks(webhooks: Any) -> list[dict[str, Any]] | None:
@@ -188,3 +175,13 @@ def ensure_positive_number(value: Any, field: str, *, allow_none: bool = False, 
         bound = ">= 0" if allow_zero else "> 0"
         raise AltaValidationError(f"{field} must be a finite number {bound}, got {value!r}")
     return value
+
+
+def ensure_output_format(value: Any) -> str:
+    """``"value"`` (the output as it is) or ``"json"`` (the output as JSON text, for outputs XCom cannot carry)."""
+    if value not in ("value", "json"):
+        raise AltaValidationError(
+            f"output_format must be 'value' or 'json', got {value!r}; 'json' returns the output as JSON text "
+            "that downstream tasks json.loads"
+        )
+    return str(value)

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import hook_overhead
 import import_cost
+import large_output
 import polling_scorecard
 import triggerer_scale
 import webhook_attacks
@@ -17,7 +18,15 @@ import webhook_e2e
 
 def main() -> None:
     lines: list[str] = ["# Benchmark report", ""]
-    for bench in (polling_scorecard, import_cost, hook_overhead, triggerer_scale, webhook_e2e, webhook_attacks):
+    for bench in (
+        polling_scorecard,
+        import_cost,
+        hook_overhead,
+        large_output,
+        triggerer_scale,
+        webhook_e2e,
+        webhook_attacks,
+    ):
         lines += [*bench.main(), ""]
     report = Path(__file__).parent / "report.md"
     report.write_text("\n".join(lines))

@@ -31,6 +31,13 @@ def test_documented_example_parses():
     assert run.to_dict() == DOC_EXAMPLE
 
 
+def test_to_dict_shares_the_output_instead_of_copying_it():
+    run = WorkflowRun.from_response(DOC_EXAMPLE)
+    assert run.to_dict()["output"] is run.raw["output"]  # a 20 MB output is not copied for a trigger event
+    without = run.to_dict(without_output=True)
+    assert "output" not in without and without["workflowRunId"] == "r-1" and "output" in run.raw
+
+
 def test_unknown_fields_kept_and_optional_ones_tolerated():
     run = WorkflowRun.from_response({"workflowRunId": "r", "status": "RUNNING", "region": "eu"})
     assert run.raw["region"] == "eu"

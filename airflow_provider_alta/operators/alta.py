@@ -14,15 +14,18 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
-from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.exceptions import AltaInvokeOutcomeUnknownError, AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
+    ensure_output_format,
     ensure_positive_number,
     ensure_user_id,
     normalize_webhooks,
+    not_carried,
 )
 from airflow_provider_alta.webhook import (
     MAILBOX_KEY,
@@ -37,8 +40,11 @@ from airflow_provider_alta.webhook import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_alta.compat import RunIdStore
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
+
+__all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
 #: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
@@ -49,14 +55,24 @@ DURATION_HISTORY = 5
 
 
 def _is_unrendered(value: Any) -> bool:
-    """A value Airflow will still replace before ``execute``: a template or XComArg, at any depth."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, dict):
-        return any(_is_unrendered(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_is_unrendered(v) for v in value)
-    return type(value).__name__.endswith("XComArg") or hasattr(value, "resolve")
+    """A value Airflow will still replace before ``execute``: a template or XComArg, at any depth.
+
+    Iterative, so an input nested thousands of levels deep reaches validation (and its clear error) instead of
+    failing the DAG's import with a ``RecursionError``.
+    """
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if has_template_syntax(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif type(node).__name__.endswith("XComArg") or hasattr(node, "resolve"):
+            return True
+    return False
 
 
 class AltaRunWorkflowOperator(BaseOperator):
@@ -80,7 +96,9 @@ class AltaRunWorkflowOperator(BaseOperator):
     task leaves its run going, and says so.
 
     :param input: the workflow's Start-node parameters: a dict, a JSON string,
-        or an XComArg resolving to one. Templated.
+        or an XComArg resolving to one. Templated: strings with template syntax
+        (``{{``, ``{%``, ``{#``) are rendered, every other string is sent exactly
+        as written; wrap text in :class:`AltaLiteral` to send ``{{ … }}`` as is.
     :param alta_conn_id: an ``alta`` connection; its key selects the workflow.
     :param user_id: optional end-user label sent as ``userId``. Templated.
     :param run_async: invoke asynchronously and wait in the worker.
@@ -114,6 +132,10 @@ class AltaRunWorkflowOperator(BaseOperator):
     :param duration_aware: remember the execution times of the task's last
         successful runs (XCom ``alta_recent_execution_times_ms``) and send the
         first query when the run is expected to end.
+    :param output_format: ``"value"`` (default) returns the output as it is;
+        ``"json"`` returns it as JSON text, for outputs XCom cannot carry
+        (Airflow's reserved keys, lone surrogates, more than 64 levels of
+        nesting): downstream tasks ``json.loads`` it and get the exact value.
     """
 
     template_fields: Sequence[str] = (
@@ -156,6 +178,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         webhook_fallback_interval: float = 60.0,
         webhook_check_interval: float = 1.0,
         duration_aware: bool = True,
+        output_format: str = "value",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -177,6 +200,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.webhook_fallback_interval = webhook_fallback_interval
         self.webhook_check_interval = webhook_check_interval
         self.duration_aware = duration_aware
+        self.output_format = ensure_output_format(output_format)
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._rendered_webhooks: Any = None
@@ -222,17 +246,28 @@ class AltaRunWorkflowOperator(BaseOperator):
         fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
         return Path(fileloc).parent if fileloc else None
 
-    def _check_values(self, *, rendered: bool) -> None:
-        """Check every argument that is already known; after rendering, all of them."""
+    def _check_input(self, *, rendered: bool) -> None:
+        """Check the input when it is known (a JSON object string becomes the dict it holds)."""
+        if not rendered and _is_unrendered(self.input) and depth_of(self.input, MAX_DEPTH) > MAX_DEPTH:
+            # Rendering keeps the nesting (and Airflow's renderer recurses): too deep is known already.
+            raise not_carried(json_problem(self.input, "input") or Problem("input", "nested too deeply"))
         if rendered or not _is_unrendered(self.input):
             if isinstance(self.input, str):
                 try:
                     self.input = json.loads(self.input)
+                except RecursionError:
+                    raise AltaValidationError(
+                        f"input is a JSON string nested too deeply to read; at most {MAX_DEPTH} levels are carried"
+                    ) from None
                 except ValueError:
                     raise AltaValidationError(
                         "input is a string that is not JSON; pass a dict or a JSON object string"
                     ) from None
-            ensure_json_object(self.input, "input")
+            ensure_json_object(self.input, "input", for_xcom=True)
+
+    def _check_values(self, *, rendered: bool) -> None:
+        """Check every argument that is already known; after rendering, all of them."""
+        self._check_input(rendered=rendered)
         if (rendered or not _is_unrendered(self.webhooks)) and self.webhooks is not None:
             if not self.asynchronous:
                 raise AltaValidationError(
@@ -251,8 +286,23 @@ class AltaRunWorkflowOperator(BaseOperator):
         if rendered or not _is_unrendered(self.user_id):
             ensure_user_id(self.user_id)
 
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render only strings with template syntax; send every other string exactly as written.
+
+        Jinja normalises text it renders (``\\r\\n`` to ``\\n``, a trailing newline dropped), which would
+        silently change a prompt. An :class:`AltaLiteral` is never rendered. Airflow calls this for every
+        template field and, recursively, for every value inside one.
+        """
+        if isinstance(content, str) and not has_template_syntax(content):
+            return str(content)
+        return super().render_template(content, context, jinja_env, seen_oids)
+
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
+        # Before Airflow stores the rendered fields: an input it cannot store fails here, naming its JSON path.
+        self._check_input(rendered=True)
         # Mask webhook header values before Airflow stores the rendered fields.
         from airflow.sdk.log import mask_secret
 
@@ -389,12 +439,23 @@ class AltaRunWorkflowOperator(BaseOperator):
                     return previous
                 self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
         self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
-        run = self.hook.invoke_workflow(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
+        try:
+            run = self.hook.invoke_workflow(
+                self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks
+            )
+        except AltaInvokeOutcomeUnknownError as err:
+            # An answer that named its run but could not be read (e.g. nested too deeply): a retry must find it.
+            if store is not None and err.workflow_run_id:
+                self._keep_run_id(store, err.workflow_run_id)
+            raise
         self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
-            store.set(run.workflow_run_id)
-            self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
+            self._keep_run_id(store, run.workflow_run_id)
         return run
+
+    def _keep_run_id(self, store: RunIdStore, workflow_run_id: str) -> None:
+        store.set(workflow_run_id)
+        self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
@@ -433,7 +494,7 @@ class AltaRunWorkflowOperator(BaseOperator):
                 try_number,
             )
             return self.execute(context)
-        run = run_from_event(event, workflow_run_id)
+        run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         self._run_id = run.workflow_run_id
         return self._finish(run, context)
 
@@ -449,6 +510,7 @@ class AltaRunWorkflowOperator(BaseOperator):
             max_cost=self.max_cost,
             max_tokens=self.max_tokens,
             limits_warn_only=self.limits_warn_only,
+            output_format=self.output_format,
         )
         if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
             recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]

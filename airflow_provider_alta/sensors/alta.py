@@ -14,8 +14,9 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow_provider_alta.compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, conf
 from airflow_provider_alta.completion import finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaRunFailedError, AltaTimeoutError
+from airflow_provider_alta.fidelity import has_template_syntax
 from airflow_provider_alta.polling import PollingSettings
-from airflow_provider_alta.validation import ensure_run_id
+from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,6 +48,8 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
     :param poll_min_interval: shortest pause between queries when deferred.
     :param poll_max_interval: longest pause between queries when deferred.
     :param poll_ratio: pause as a fraction of the run's age, when deferred.
+    :param output_format: ``"value"`` or ``"json"`` (the output as JSON text),
+        as on :class:`~airflow_provider_alta.operators.alta.AltaRunWorkflowOperator`.
     """
 
     template_fields: Sequence[str] = ("workflow_run_id", "alta_conn_id", "output_schema")
@@ -63,6 +66,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         poll_min_interval: float = 1.0,
         poll_max_interval: float = 300.0,
         poll_ratio: float = 0.09,
+        output_format: str = "value",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,8 +74,9 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         self.alta_conn_id = alta_conn_id
         self.deferrable = deferrable
         self.output_schema = output_schema
+        self.output_format = ensure_output_format(output_format)
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
-        if isinstance(workflow_run_id, str) and "{{" not in workflow_run_id:
+        if isinstance(workflow_run_id, str) and not has_template_syntax(workflow_run_id):
             ensure_run_id(workflow_run_id)
         if isinstance(output_schema, dict):
             load_schema(output_schema, "output_schema")
@@ -90,6 +95,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             push=self.do_xcom_push,
             output_schema=load_schema(self.output_schema, "output_schema"),
             failed_error=AltaWorkflowRunFailedError,
+            output_format=self.output_format,
         )
 
     def execute(self, context: Context) -> Any:
@@ -131,7 +137,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
     ) -> Any:
         """Resume after the trigger fired: the same checks and XComs as poke mode."""
         try:
-            run = run_from_event(event, workflow_run_id)
+            run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         except AltaTimeoutError as err:
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err

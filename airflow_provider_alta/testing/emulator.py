@@ -11,7 +11,8 @@ Where the API documentation is silent, the emulator chose:
 * an unknown run id (or another key's run) answers 404 ``RUN_NOT_FOUND``;
   a missing or unknown key 401 ``UNAUTHORIZED``; an input that breaks the
   workflow's Start-node schema 400 ``INVALID_INPUT``; a malformed body 400
-  ``INVALID_REQUEST``; a body over 1 MiB 413 ``PAYLOAD_TOO_LARGE``;
+  ``INVALID_REQUEST`` (so does one nested deeper than 128 levels); a body
+  over 1 MiB 413 ``PAYLOAD_TOO_LARGE``;
 * an exhausted rate limit answers 429 ``RATE_LIMITED`` with ``Retry-After``
   (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key;
 * webhooks: ``POST`` sends the query-result JSON; ``GET`` sends
@@ -45,12 +46,15 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, web
 
+from airflow_provider_alta.fidelity import depth_of
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY, WorkflowConfig
 
 INVOKE = "invoke"
 QUERY = "query"
 _PATHS = {"/v1/workflow/invoke": INVOKE, "/v1/workflow/query/result": QUERY}
 MAX_BODY = 1024 * 1024
+#: The deepest request body accepted (Alta documents no limit; a deeper one answers 400).
+MAX_REQUEST_DEPTH = 128
 FAULT_KINDS = ("status", "html", "malformed", "body", "delay", "delay_after", "drop", "drop_after")
 
 
@@ -68,6 +72,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     body: Any = None
+    text: str | None = None  # kind "body": served as is instead of ``body`` (e.g. JSON too deep to build)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -245,6 +250,8 @@ class AltaEmulator:
             return web.Response(
                 status=fault.status or 200, text='{"workflowRunId": "abc", "status": ', content_type="application/json"
             )
+        if fault.text is not None:
+            return web.Response(status=fault.status or 200, text=fault.text, content_type="application/json")
         return web.json_response(fault.body, status=fault.status or 200)
 
     async def _handle(self, request: web.Request, endpoint: str, raw: bytes) -> web.Response:
@@ -261,8 +268,15 @@ class AltaEmulator:
             return _error(413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {MAX_BODY} bytes", headers)
         try:
             body = json.loads(raw)
+            too_deep = depth_of(body, MAX_REQUEST_DEPTH) > MAX_REQUEST_DEPTH
+        except RecursionError:
+            too_deep = True
         except ValueError:
             return _error(400, "INVALID_REQUEST", "Request body is not valid JSON", headers)
+        if too_deep:
+            return _error(
+                400, "INVALID_REQUEST", f"Request body is nested deeper than {MAX_REQUEST_DEPTH} levels", headers
+            )
         if not isinstance(body, dict):
             return _error(400, "INVALID_REQUEST", "Request body must be a JSON object", headers)
         if endpoint == QUERY:

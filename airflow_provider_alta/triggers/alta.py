@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_alta.completion import OUTPUT_WITHHELD, event_body
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
@@ -47,7 +48,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
     "workflow_run_id", "message", "run"}``; ``run`` is the final run body for
-    ``success`` and ``failed``, so the task needs no extra request.
+    ``success`` and ``failed``, so the task needs no extra request — unless
+    Airflow could not carry the output in the event: then ``run`` comes
+    without it and ``output_withheld`` says why, and the task reads it again.
     """
 
     def __init__(
@@ -90,14 +93,17 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         )
 
     def _event(self, status: str, message: str, run: WorkflowRun | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "workflow_run_id": self.workflow_run_id,
-                "message": message,
-                "run": run.to_dict() if run is not None else None,
-            }
-        )
+        body, withheld = event_body(run) if run is not None else (None, None)
+        payload: dict[str, Any] = {
+            "status": status,
+            "workflow_run_id": self.workflow_run_id,
+            "message": message,
+            "run": body,
+        }
+        if withheld:
+            self.log.warning("The event leaves the output of run %s to the task: %s", self.workflow_run_id, withheld)
+            payload[OUTPUT_WITHHELD] = withheld
+        return TriggerEvent(payload)
 
     def _last_seen(self) -> WorkflowRun | None:
         if self.last_status is None:

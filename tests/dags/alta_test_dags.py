@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.operators.alta import AltaLiteral, AltaRunWorkflowOperator
 from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
 
 START = datetime.datetime(2026, 1, 1)
@@ -174,3 +174,47 @@ with dag("t_webhook_fallback") as t_webhook_fallback:
 
 with dag("t_duration_aware") as t_duration_aware:
     AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, deferrable=True, **FAST)
+
+
+@task
+def show(value: Any, output_format: str) -> str:
+    """A downstream task reporting what it received: ``ascii()`` of the value, which XCom carries whatever it is."""
+    import json
+
+    return ascii(json.loads(value) if output_format == "json" else value)
+
+
+for _mode, _kwargs in (("sync", {}), ("deferred", {"deferrable": True, "timeout": 30, **FAST})):
+    with dag(f"t_carry_{_mode}") as _carry_dag:
+        for _format in ("value", "json"):
+            _run = AltaRunWorkflowOperator(
+                task_id=f"run_{_format}",
+                input={"topic": "AI"},
+                output_format=_format,
+                retries=1,
+                retry_delay=datetime.timedelta(0),
+                **_kwargs,
+            )
+            show.override(task_id=f"show_{_format}")(_run.output, _format)
+    globals()[f"t_carry_{_mode}"] = _carry_dag
+
+#: Strings Jinja would change although they hold no template (or hold one that must not be rendered).
+VERBATIM_INPUT = {
+    "prompt": "line 1\r\nline 2\n\n",
+    "templated": "{{ params.topic }}\r\n",
+    "literal": AltaLiteral("Answer in the form {{answer}} {% raw %} {#"),
+    "nested": ["tab\t\r\n", {"comment": "{# dropped #}kept"}],
+}
+
+with DAG("t_verbatim", schedule=None, start_date=START, catchup=False, params={"topic": "AI"}) as t_verbatim:
+    AltaRunWorkflowOperator(task_id="run", input=VERBATIM_INPUT)
+
+with dag("t_retry_once") as t_retry_once:
+    AltaRunWorkflowOperator(task_id="run", input={"topic": "AI"}, retries=1, retry_delay=datetime.timedelta(0))
+
+with dag("t_sensor_json") as t_sensor_json:
+    start = AltaRunWorkflowOperator(task_id="start", input={"topic": "AI"}, wait_for_completion=False)
+    sensed = AltaWorkflowRunSensor(
+        task_id="wait", workflow_run_id=start.output, deferrable=True, output_format="json", **FAST
+    )
+    show.override(task_id="show_json")(sensed.output, "json")
