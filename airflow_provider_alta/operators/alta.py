@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
 from airflow_provider_alta.validation import (
@@ -114,6 +115,12 @@ class AltaRunWorkflowOperator(BaseOperator):
     :param duration_aware: remember the execution times of the task's last
         successful runs (XCom ``alta_recent_execution_times_ms``) and send the
         first query when the run is expected to end.
+    :param retry_on_unknown_outcome: let Airflow retry the task when the
+        invoke may have started a run that no answer confirmed
+        (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`).
+        Off by default, as the retry may start a second paid run. Errors a
+        retry cannot fix (a bad setting, a rejected key, a refused input, a
+        broken contract) always fail the task without retrying.
     """
 
     template_fields: Sequence[str] = (
@@ -156,6 +163,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         webhook_fallback_interval: float = 60.0,
         webhook_check_interval: float = 1.0,
         duration_aware: bool = True,
+        retry_on_unknown_outcome: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -177,6 +185,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.webhook_fallback_interval = webhook_fallback_interval
         self.webhook_check_interval = webhook_check_interval
         self.duration_aware = duration_aware
+        self.retry_on_unknown_outcome = retry_on_unknown_outcome
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._rendered_webhooks: Any = None
@@ -187,7 +196,7 @@ class AltaRunWorkflowOperator(BaseOperator):
     # -- validation ----------------------------------------------------------
     def _check_settings(self) -> None:
         flags = ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only")
-        for name in (*flags, "airflow_webhook", "duration_aware"):
+        for name in (*flags, "airflow_webhook", "duration_aware", "retry_on_unknown_outcome"):
             if not isinstance(getattr(self, name), bool):
                 raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.deferrable and not self.wait_for_completion:
@@ -297,6 +306,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
         return webhooks
 
+    @classify_errors
     def execute(self, context: Context) -> Any:
         webhooks = self._validate_before_send(context)
         polling = self._polling_for(context)
@@ -414,6 +424,7 @@ class AltaRunWorkflowOperator(BaseOperator):
             timeout=None,
         )
 
+    @classify_errors
     def execute_complete(
         self,
         context: Context,
