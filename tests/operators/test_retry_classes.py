@@ -30,7 +30,8 @@ def test_only_what_a_retry_can_fix_is_retried(alta_emulator, monkeypatch, capsys
     monkeypatch.setenv("AIRFLOW_CONN_ALTA_SLOW", alta_emulator.connection_uri(SLOW_KEY, sync_invoke_timeout=0.3))
 
     dag_run = retry_dag.test()
-    out = plain(capsys.readouterr().out)
+    raw = capsys.readouterr().out
+    out = plain(raw)
     tries = {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
 
     assert tries == {
@@ -48,6 +49,22 @@ def test_only_what_a_retry_can_fix_is_retried(alta_emulator, monkeypatch, capsys
     assert "AltaContractFailure" in out and "over max_cost=0.1" in out
     assert "AltaOutcomeUnknownFailure" in out and "the run may exist" in out and "retry_on_unknown_outcome" in out
     assert SECRET_KEY not in out and "not-the-key" not in out
+    # What `make demo` prints when its DAG fails: each task's error line, read from this same kind of log.
+    errors = demo_task_errors(raw)
+    assert any(e.startswith("AltaAuthFailure: Alta rejected the API key") for e in errors)
+    assert any(e.startswith("AltaOutcomeUnknownFailure: ") for e in errors)
+    assert not any(e.startswith("airflow_provider_alta.") for e in errors)
+
+
+def demo_task_errors(log: str) -> list[str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo", DAGS.parent.parent / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    errors: list[str] = demo.task_errors(log)
+    return errors
 
 
 def test_fail_fast_twins_keep_their_alta_type_and_pickle():
