@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
+from airflow_provider_alta.compat import conf, pull_earlier_xcom, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaNotFoundError, AltaValidationError
 from airflow_provider_alta.failures import classify_errors
@@ -354,10 +354,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         """Execution times (ms) of the task's last successful runs, from its own XCom history (read once)."""
         if self._recent_ms is not None:
             return self._recent_ms
-        ti = context["ti"]
-        value = ti.xcom_pull(
-            task_ids=ti.task_id, key=XCOM_RECENT_DURATIONS, include_prior_dates=True, map_indexes=ti.map_index
-        )
+        value = pull_earlier_xcom(context["ti"], XCOM_RECENT_DURATIONS)
         valid = isinstance(value, list)
         self._recent_ms = [
             float(v)
@@ -395,9 +392,16 @@ class AltaRunWorkflowOperator(BaseOperator):
                     )
                     return previous
                 self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
-        self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
+        if self.asynchronous:
+            self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
+        else:
+            self.log.info(
+                "Invoking the Alta workflow of connection %r synchronously: one request that lasts as long as the run",
+                self.alta_conn_id,
+            )
         run = self.hook.invoke_workflow(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
-        self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
+        if self.asynchronous:  # a synchronous run has ended by now: finishing it logs the one closing line
+            self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
             store.set(run.workflow_run_id)
             self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
@@ -418,6 +422,8 @@ class AltaRunWorkflowOperator(BaseOperator):
                 last_status=run.status.value,
                 mailbox=_ref(self, context).to_dict() if self.airflow_webhook else None,
                 mailbox_interval=self.webhook_check_interval,
+                workflow_name=run.workflow_name,
+                workflow_version=run.workflow_version,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},

@@ -114,6 +114,8 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
                 started_at=run.start_time_ms / 1000 if run.start_time_ms else None,
                 polling=self.polling.to_dict(),
                 last_status=run.status.value,
+                workflow_name=run.workflow_name,
+                workflow_version=run.workflow_version,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},
