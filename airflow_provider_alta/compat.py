@@ -14,6 +14,7 @@ task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.e
 ``XCom.aget_one``             3.3+                                   the same request sent on the trigger channel
 ``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
 ``XComModel.set(serialize=)`` 3.2+                                   the row written as the Execution API does
+a TaskFlow function's call   ``DecoratedOperator.determine_kwargs``  ``KeywordParameters`` of ``airflow.utils``
 a quiet "is there an XCom"    the slice request (``send`` channel)   a plain pull, which logs a missing XCom
 a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
                                                                      see :func:`resumed_by_an_earlier_try`
@@ -63,6 +64,7 @@ __all__ = [
     "RunIdStore",
     "aget_connection",
     "aget_xcom",
+    "call_task_function",
     "conf",
     "get_xcom",
     "pull_earlier_xcom",
@@ -175,6 +177,24 @@ def set_xcom(session: Any, *, key: str, value: Any, dag_id: str, run_id: str, ta
         )
     )
     session.flush()
+
+
+def call_task_function(operator: Any, context: Any) -> Any:
+    """Call a TaskFlow operator's function with its arguments and the context keys it names, as ``@task`` does."""
+    try:
+        from airflow.sdk.definitions.context import context_merge
+    except ImportError:  # older Task SDK layouts
+        from airflow.utils.context import context_merge  # type: ignore[no-redef,attr-defined]
+
+    context_merge(context, operator.op_kwargs)
+    determine = getattr(operator, "determine_kwargs", None)
+    if determine is not None:
+        kwargs = determine(context)
+    else:
+        from airflow.utils.operator_helpers import KeywordParameters
+
+        kwargs = KeywordParameters.determine(operator.python_callable, operator.op_args, context).unpacking()
+    return operator.python_callable(*operator.op_args, **kwargs)
 
 
 def pull_earlier_xcom(ti: Any, key: str) -> Any:
