@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta.compat import BaseHook, aget_connection, legacy_connection_form
+from airflow_provider_alta.compat import AirflowNotFoundException, BaseHook, aget_connection, legacy_connection_form
 from airflow_provider_alta.connection import AltaConnectionConfig
 from airflow_provider_alta.exceptions import (
     AltaError,
     AltaNotFoundError,
     AltaRateLimitError,
     AltaTransportError,
+    AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
@@ -159,15 +160,21 @@ class AltaHook(_AltaHookBase):
     def config(self) -> AltaConnectionConfig:
         """The connection's settings, read on first use."""
         if self._config is None:
-            return self._config_from(self.get_connection(self.alta_conn_id))
+            return self._config_from(self._connection())
         return self._config
 
     @property
     def budget(self) -> RateBudget:
         """The request budget this process shares among everyone using the same key."""
         if self._budget is None:
-            self._config_from(self.get_connection(self.alta_conn_id))
+            self._config_from(self._connection())
         return super().budget
+
+    def _connection(self) -> Any:
+        try:
+            return self.get_connection(self.alta_conn_id)
+        except AirflowNotFoundException:
+            raise missing_connection(self.alta_conn_id) from None
 
     def get_conn(self) -> requests.Session:
         """The hook's HTTP session, created on first use."""
@@ -335,6 +342,16 @@ class AltaHook(_AltaHookBase):
         return True, f"Connection OK: Alta at {self.config.base_url} answered"
 
 
+def missing_connection(conn_id: str) -> AltaValidationError:
+    """Airflow's "isn't defined", with the three ways to define an Alta connection."""
+    example = '{"conn_type": "alta", "host": "https://altatech.ai", "password": "<API key>"}'
+    return AltaValidationError(
+        f"the Airflow connection {conn_id!r} does not exist; create it with type 'alta' and the workflow's API "
+        f"key as password: in the UI (Admin > Connections), with `airflow connections add {conn_id} ...`, or as "
+        f"AIRFLOW_CONN_{conn_id.upper()}='{example}'"
+    )
+
+
 def _connection_type() -> dict[str, Any]:
     from airflow_provider_alta.get_provider_info import get_provider_info
 
@@ -462,7 +479,11 @@ class AltaAsyncHook(_AltaHookBase):
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
         if self._config is None:
-            return self._config_from(await aget_connection(self.alta_conn_id))
+            try:
+                conn = await aget_connection(self.alta_conn_id)
+            except AirflowNotFoundException:
+                raise missing_connection(self.alta_conn_id) from None
+            return self._config_from(conn)
         return self._config
 
     async def __aenter__(self) -> AltaAsyncHook:

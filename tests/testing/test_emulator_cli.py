@@ -4,39 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY
-
-COMMAND = [sys.executable, "-m", "airflow_provider_alta.testing.emulator", "--port", "0"]
-
-
-class Emulator:
-    """One ``alta-emulator`` process; ``lines`` is what it printed so far."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self.process.stdout is not None
-        self.lines: list[str] = []
-        while not any(line.startswith("  export ") for line in self.lines):
-            line = self.process.stdout.readline()
-            assert line, f"the emulator exited: {self.lines}"
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def export(self) -> str:
-        return next(line.strip() for line in self.lines if line.startswith("  export "))
-
-    def stop(self) -> str:
-        self.process.terminate()
-        rest, _ = self.process.communicate(timeout=10)
-        return "\n".join(self.lines) + "\n" + rest
+from tests.emulator_cli import COMMAND, Emulator
 
 
 @pytest.fixture
@@ -52,7 +27,7 @@ def test_banner_gives_url_key_and_a_connection_line_that_works(emulator_process,
     assert first.startswith("Alta emulator listening on http://127.0.0.1:")
     assert f"Accepted API key: {DEFAULT_API_KEY}" in emulator_process.lines[1]
     # Paste the printed line as a shell would read it.
-    name, value = shlex.split(emulator_process.export.removeprefix("export "))[0].split("=", 1)
+    name, value = emulator_process.connection
     assert name == "AIRFLOW_CONN_ALTA_DEFAULT"
     monkeypatch.setenv(name, value)
     from airflow_provider_alta.hooks.alta import AltaHook
@@ -72,7 +47,7 @@ def test_banner_gives_url_key_and_a_connection_line_that_works(emulator_process,
 
 def test_quiet_logs_no_requests(monkeypatch):
     emulator = Emulator("--quiet")
-    url = json.loads(shlex.split(emulator.export.removeprefix("export "))[0].split("=", 1)[1])["host"]
+    url = emulator.url
     request = urllib.request.Request(f"{url}/v1/workflow/invoke", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError):  # no key: 401
         urllib.request.urlopen(request, timeout=10)
