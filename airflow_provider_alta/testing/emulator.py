@@ -516,12 +516,21 @@ def load_workflows(path: str | None) -> dict[str, WorkflowConfig] | None:
     return {key: WorkflowConfig.from_dict(value) for key, value in data["workflows"].items()}
 
 
-def banner(url: str, workflows: dict[str, WorkflowConfig]) -> str:
-    """What the emulator prints on start: its URL, the keys it accepts and a connection line to paste."""
+def banner(url: str, workflows: dict[str, WorkflowConfig], config: str | None = None) -> str:
+    """What the emulator prints on start: its URL, the key it accepts and a connection line to paste.
+
+    Keys read from a ``--config`` file are the user's own: they are counted, never echoed (a log of the
+    emulator must not hold them); the line to paste then shows where the key goes.
+    """
     lines = [f"Alta emulator listening on {url} (endpoints: {url}/_emulator/)"]
-    for api_key, workflow in workflows.items():
-        lines.append(f"Accepted API key: {api_key} (workflow {workflow.name} {workflow.version})")
-    first = next(iter(workflows), DEFAULT_API_KEY)
+    if config is None:
+        first = next(iter(workflows), DEFAULT_API_KEY)
+        for api_key, workflow in workflows.items():
+            lines.append(f"Accepted API key: {api_key} (workflow {workflow.name} {workflow.version})")
+    else:
+        first = "<an API key of " + Path(config).name + ">"
+        names = sorted({f"{w.name} {w.version}" for w in workflows.values()})
+        lines.append(f"Accepted API keys: the {len(workflows)} of {config} (workflows {', '.join(names)})")
     conn = json.dumps({"conn_type": "alta", "host": url, "password": first})
     lines += ["Point Airflow's alta_default connection at it:", f"  export AIRFLOW_CONN_ALTA_DEFAULT='{conn}'"]
     return "\n".join(lines)
@@ -559,7 +568,7 @@ def main(argv: list[str] | None = None) -> None:
         serving = await emulator.start(port=args.port, ssl_context=ssl_context)
         if args.port_file:
             Path(args.port_file).write_text(str(serving.port))
-        print(banner(f"{scheme}://127.0.0.1:{serving.port}", emulator.workflows), flush=True)
+        print(banner(f"{scheme}://127.0.0.1:{serving.port}", emulator.workflows, args.config), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

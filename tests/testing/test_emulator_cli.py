@@ -57,3 +57,12 @@ def test_quiet_logs_no_requests(monkeypatch):
 def test_help_names_the_key():
     shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True, env=os.environ).stdout
     assert DEFAULT_API_KEY in " ".join(shown.split()) and "--quiet" in shown
+
+
+def test_keys_from_a_config_file_are_never_printed(tmp_path):
+    config = tmp_path / "workflows.json"
+    config.write_text(json.dumps({"workflows": {"sk-user-own-key-5521": {"duration": 0.1}}}))
+    emulator = Emulator("--config", str(config))
+    output = emulator.stop()
+    assert "sk-user-own-key-5521" not in output
+    assert f"the 1 of {config}" in output and "<an API key of workflows.json>" in output
