@@ -14,6 +14,8 @@ task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.e
 ``XCom.aget_one``             3.3+                                   the same request sent on the trigger channel
 ``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
 ``XComModel.set(serialize=)`` 3.2+                                   the row written as the Execution API does
+a TaskFlow function's call   ``DecoratedOperator.determine_kwargs``  ``KeywordParameters`` of ``airflow.utils``
+a quiet "is there an XCom"    the slice request (``send`` channel)   a plain pull, which logs a missing XCom
 a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
                                                                      see :func:`resumed_by_an_earlier_try`
 ============================  =====================================  =========================================
@@ -43,10 +45,16 @@ except ImportError:  # Airflow 3.0
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 try:  # Airflow 3.2+
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+    from airflow.sdk.exceptions import (
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+    )
 except ImportError:  # Airflow 3.0, 3.1
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowFailException,
+        AirflowNotFoundException,
         AirflowSensorTimeout,
         AirflowSkipException,
     )
@@ -56,14 +64,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AirflowFailException",
+    "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "RunIdStore",
     "aget_connection",
     "aget_xcom",
+    "call_task_function",
     "conf",
     "get_xcom",
+    "pull_earlier_xcom",
     "resumed_by_an_earlier_try",
     "run_id_store",
     "set_xcom",
@@ -173,6 +184,61 @@ def set_xcom(session: Any, *, key: str, value: Any, dag_id: str, run_id: str, ta
         )
     )
     session.flush()
+
+
+def call_task_function(operator: Any, context: Any) -> Any:
+    """Call a TaskFlow operator's function with its arguments and the context keys it names, as ``@task`` does."""
+    try:
+        from airflow.sdk.definitions.context import context_merge
+    except ImportError:  # older Task SDK layouts
+        from airflow.utils.context import context_merge  # type: ignore[no-redef,attr-defined]
+
+    context_merge(context, operator.op_kwargs)
+    determine = getattr(operator, "determine_kwargs", None)
+    if determine is not None:
+        kwargs = determine(context)
+    else:
+        from airflow.utils.operator_helpers import KeywordParameters
+
+        kwargs = KeywordParameters.determine(operator.python_callable, operator.op_args, context).unpacking()
+    return operator.python_callable(*operator.op_args, **kwargs)
+
+
+def pull_earlier_xcom(ti: Any, key: str) -> Any:
+    """The latest value of this task instance's XCom ``key`` from this or an earlier DAG run, or ``None``.
+
+    A plain pull of an XCom that does not exist makes Airflow log "[error] XCom not found", which on a
+    task's first run is no error at all. A one-row slice request (which answers an empty list instead of a
+    404) asks first; the pull follows only when some run has the key.
+    """
+    if not _no_earlier_xcom(ti, key):
+        return ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True, map_indexes=ti.map_index)
+    return None
+
+
+def _no_earlier_xcom(ti: Any, key: str) -> bool:
+    """True when no run of the task has ``key``; False when one has, or the channel cannot say quietly."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
+
+        request = GetXComSequenceSlice(
+            key=key,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            start=None,
+            stop=1,
+            step=None,
+            include_prior_dates=True,
+        )
+    except (ImportError, TypeError, ValueError):
+        return False
+    comms: Any = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if not hasattr(comms, "send"):
+        return False
+    answer = comms.send(request)
+    return isinstance(answer, XComSequenceSliceResult) and not answer.root
 
 
 def resumed_by_an_earlier_try(context: Mapping[str, Any], deferred_by_try: int | None) -> bool:

@@ -62,7 +62,15 @@ class AltaConnectionConfig:
 
     @classmethod
     def from_parts(
-        cls, *, conn_id: str, host: str | None, password: str | None, extra: Any, conn_type: str | None = None
+        cls,
+        *,
+        conn_id: str,
+        host: str | None,
+        password: str | None,
+        extra: Any,
+        port: int | None = None,
+        schema: str | None = None,
+        conn_type: str | None = None,
     ) -> AltaConnectionConfig:
         extras = _extras(conn_id, extra)
         unknown = set(extras) - set(EXTRA_DEFAULTS)
@@ -97,7 +105,7 @@ class AltaConnectionConfig:
                 "connection extra 'webhook_secret' must be a random string of at least 16 characters"
             )
         return cls(
-            base_url=normalize_base_url(host),
+            base_url=normalize_base_url(host, port=port, schema=schema),
             api_key=password,
             connect_timeout=float(
                 ensure_positive_number(merged["connect_timeout"], "connection extra 'connect_timeout'")
@@ -138,6 +146,9 @@ def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
                 raise AltaValidationError(
                     f"connection {conn_id!r} extra {name!r} must be a number, got {extras[name]!r}"
                 ) from None
+    retries = extras.get("max_retries")
+    if isinstance(retries, str) and retries.strip().isdigit():  # a URI's query string holds text: ?max_retries=0
+        extras["max_retries"] = int(retries)
     if isinstance(extras.get("proxies"), str):  # the form's text field holds the JSON object as text
         try:
             extras["proxies"] = json.loads(extras["proxies"])
@@ -148,16 +159,71 @@ def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
     return extras
 
 
-def normalize_base_url(host: str | None) -> str:
-    """``altatech.ai`` → ``https://altatech.ai``; empty → the public API; no trailing slash."""
-    if not host:
-        return DEFAULT_BASE_URL
-    host = host.strip().rstrip("/")
-    if "://" not in host:
-        host = f"https://{host}"
-    scheme = host.split("://", 1)[0].lower()
-    if scheme not in ("http", "https"):
+#: Hosts served over plain HTTP when the connection names no scheme: loopback, where the emulator and local
+#: proxies listen and TLS is rare. Every other host defaults to https.
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
+    """The base URL a connection means, from every way Airflow lets one be written.
+
+    * ``https://altatech.ai`` in the host field (the form's "Base URL"): as given;
+    * a URI such as ``alta://:KEY@127.0.0.1:8765``: Airflow splits it into host and port, both kept;
+    * a host without a scheme: ``https``, except on loopback (``localhost``, ``127.0.0.1``), where ``http``;
+    * the schema field (``alta://:KEY@host:443/https``), when set to ``http`` or ``https``, is the scheme.
+
+    A port or scheme given twice with different values is an error, never a silent choice; so is a key
+    written into the URL instead of the password field.
+    """
+    from urllib.parse import urlsplit
+
+    schema = (schema or "").strip().lower() or None
+    if schema is not None and schema not in ("http", "https"):
         raise AltaValidationError(
-            f"the connection's Base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got scheme {scheme!r}"
+            f"the connection's schema field must be empty, 'http' or 'https', got {schema!r}; put the Base URL "
+            f"in the host field, e.g. {DEFAULT_BASE_URL}"
         )
-    return host
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        if port is not None or schema is not None:
+            raise AltaValidationError("the connection has a port or schema but no host; set the Base URL (host)")
+        return DEFAULT_BASE_URL
+    if "://" in host:
+        scheme = host.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise AltaValidationError(
+                f"the connection's Base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got scheme {scheme!r}"
+            )
+        if schema is not None and schema != scheme:
+            raise AltaValidationError(
+                f"the connection's host says {scheme}:// but its schema field says {schema!r}; keep one of them"
+            )
+    else:
+        scheme = schema or ("http" if _hostname(host) in _LOOPBACK else "https")
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    if "@" in parts.netloc:
+        raise AltaValidationError(
+            "the connection's Base URL carries credentials; put the API key in the password field ('API Key')"
+        )
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise AltaValidationError(f"the connection's Base URL has an invalid port: {host!r}") from None
+    if port is not None:
+        if url_port is not None and url_port != int(port):
+            raise AltaValidationError(
+                f"the connection's host says port {url_port} but its port field says {port}; keep one of them"
+            )
+        if url_port is None:
+            netloc = f"{parts.netloc}:{int(port)}"
+            host = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{scheme}://{host.split('://', 1)[1]}"
+
+
+def _hostname(host: str) -> str:
+    """The host name of ``host[:port][/path]`` (no scheme), lower-cased."""
+    name = host.split("/", 1)[0]
+    if name.startswith("["):
+        return name.split("]", 1)[0] + "]"
+    return name.rsplit(":", 1)[0].lower() if name.count(":") == 1 else name.lower()

@@ -24,6 +24,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
         "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
         "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
+        "task-decorators": [{"name": "alta", "class-name": "airflow_provider_alta.decorators.alta.alta_task"}],
         "config": {
             "alta": {
                 "description": "The Alta webhook receiver mounted on the API server (airflow_webhook=True).",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,8 @@ def main() -> int:
         AIRFLOW_HOME=str(home),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags_examples"),
-        ALTA_ETL_DB=str(home / "news.sqlite"),
     )
+    os.environ.setdefault("ALTA_ETL_DB", str(home / "news.sqlite"))
     emulator = None
     try:
         if os.environ.get("AIRFLOW_CONN_ALTA_DEFAULT"):
@@ -82,6 +83,12 @@ def main() -> int:
         }
         loaded = dag_run.get_task_instance("load").xcom_pull(task_ids="load")
         print(f"\nDAG run {dag_run.state} in {time.time() - began:.1f} s\n")
+        if str(dag_run.state) != "success":
+            failed = [f"{ti.task_id} ({ti.state})" for ti in dag_run.get_task_instances() if str(ti.state) != "success"]
+            print(f"Not successful: {', '.join(failed)}. The cause:")
+            for error in task_errors((home / "dag-test.log").read_text(errors="replace")):
+                print(f"  {error}")
+            return 1
         print(f"Workflow  {facts['workflow_name']} {facts['workflow_version']}, run {facts['workflow_run_id']}")
         print(
             f"Status    {facts['status']} in {(facts['workflow_execution_time_ms'] or 0) / 1000:.1f} s, "
@@ -90,12 +97,36 @@ def main() -> int:
         print("Output:")
         for item in (output or {}).get("news", []):
             print(f"  * {item['title']}\n    {item['summary']} ({item.get('media')})")
-        print(f"Loaded    {loaded} rows into {os.environ['ALTA_ETL_DB']}")
-        return 0 if str(dag_run.state) == "success" else 1
+        where = os.environ["ALTA_ETL_DB"]
+        if where.startswith(str(home)):
+            print(f"Loaded    {loaded} rows into a throwaway SQLite file (set ALTA_ETL_DB to keep it)")
+        else:
+            print(f"Loaded    {loaded} rows into {where}")
+        return 0
     finally:
         if emulator is not None:
             emulator.stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def task_errors(log: str) -> list[str]:
+    """The exception line of each task failure in a ``dag.test()`` log, once each, without module paths.
+
+    Airflow logs "Task failed with exception" and then the traceback; its last unindented line is the error.
+    """
+    found: list[str] = []
+    for block in log.split("Task failed with exception")[1:]:
+        last = None
+        for line in block.splitlines()[1:]:
+            if re.match(r"\d{4}-\d\d-\d\dT", line):  # the next log record: the traceback is over
+                break
+            if line and not line[0].isspace() and not line.startswith(("Traceback", "The above", "During")):
+                last = line
+        if last is not None:
+            error = re.sub(r"^[\w.]+\.(\w+: )", r"\1", last)
+            if error not in found:
+                found.append(error)
+    return found or ["(no task error in the log: see the DAG run's state above)"]
 
 
 class _redirect:

@@ -16,14 +16,14 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta.compat import BaseHook, aget_connection, legacy_connection_form
+from airflow_provider_alta.compat import AirflowNotFoundException, BaseHook, aget_connection, legacy_connection_form
 from airflow_provider_alta.connection import CONN_TYPE, AltaConnectionConfig
 from airflow_provider_alta.exceptions import (
-    AltaAuthError,
     AltaError,
     AltaNotFoundError,
     AltaRateLimitError,
     AltaTransportError,
+    AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
@@ -71,6 +71,8 @@ class _AltaHookBase(BaseHook):
             host=conn.host,
             password=conn.password,
             extra=conn.extra,
+            port=conn.port,
+            schema=conn.schema,
             conn_type=conn.conn_type,
         )
         self._budget = budget_for(self._config.fingerprint)
@@ -159,15 +161,21 @@ class AltaHook(_AltaHookBase):
     def config(self) -> AltaConnectionConfig:
         """The connection's settings, read on first use."""
         if self._config is None:
-            return self._config_from(self.get_connection(self.alta_conn_id))
+            return self._config_from(self._connection())
         return self._config
 
     @property
     def budget(self) -> RateBudget:
         """The request budget this process shares among everyone using the same key."""
         if self._budget is None:
-            self._config_from(self.get_connection(self.alta_conn_id))
+            self._config_from(self._connection())
         return super().budget
+
+    def _connection(self) -> Any:
+        try:
+            return self.get_connection(self.alta_conn_id)
+        except AirflowNotFoundException:
+            raise missing_connection(self.alta_conn_id) from None
 
     def get_conn(self) -> requests.Session:
         """The hook's HTTP session, created on first use."""
@@ -194,9 +202,10 @@ class AltaHook(_AltaHookBase):
 
         config = self.config
         session = self.get_conn()
+        url = join_url(config.base_url, request.path)
         try:
             response = session.post(
-                join_url(config.base_url, request.path),
+                url,
                 data=request.payload,
                 headers=config.headers,
                 timeout=(config.connect_timeout, read_timeout),
@@ -205,7 +214,7 @@ class AltaHook(_AltaHookBase):
                 proxies=config.proxies,
             )
         except requests.RequestException as exc:
-            raise _requests_transport_error(request, exc) from exc
+            raise _requests_transport_error(request, url, exc) from exc
         return self._read_answer(request, response.status_code, response.headers, response.text)
 
     def _hold_for_budget(self, *, for_poll: bool) -> None:
@@ -326,11 +335,22 @@ class AltaHook(_AltaHookBase):
             self._send_once(request, self.config.read_timeout)
         except AltaNotFoundError:
             return True, f"Connection OK: Alta at {self.config.base_url} accepted the API key"
-        except AltaAuthError as err:
-            return False, f"Alta rejected the API key: {err}"
         except AltaError as err:
-            return False, str(err)
+            # The run id was made up for the test: naming it would only mislead.
+            err.workflow_run_id = None
+            where = "" if isinstance(err, AltaTransportError) else f" (Alta at {self.config.base_url})"
+            return False, f"{err._render()}{where}"
         return True, f"Connection OK: Alta at {self.config.base_url} answered"
+
+
+def missing_connection(conn_id: str) -> AltaValidationError:
+    """Airflow's "isn't defined", with the three ways to define an Alta connection."""
+    example = '{"conn_type": "alta", "host": "https://altatech.ai", "password": "<API key>"}'
+    return AltaValidationError(
+        f"the Airflow connection {conn_id!r} does not exist; create it with type 'alta' and the workflow's API "
+        f"key as password: in the UI (Admin > Connections), with `airflow connections add {conn_id} ...`, or as "
+        f"AIRFLOW_CONN_{conn_id.upper()}='{example}'"
+    )
 
 
 def _connection_type() -> dict[str, Any]:
@@ -340,27 +360,57 @@ def _connection_type() -> dict[str, Any]:
     return entry
 
 
-def _requests_transport_error(request: ApiRequest, exc: Exception) -> AltaTransportError:
+def _requests_transport_error(request: ApiRequest, url: str, exc: Exception) -> AltaTransportError:
     """Map a requests failure, deciding whether the request can have reached Alta."""
     import requests
-    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NameResolutionError, NewConnectionError
 
     reason = exc.args[0] if exc.args else None
+    inner = reason.reason if isinstance(reason, MaxRetryError) else reason
     # A TLS handshake failure happens before the request is written: "not sent" too.
-    never_sent = isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)) or (
-        isinstance(reason, MaxRetryError) and isinstance(reason.reason, (NewConnectionError, ConnectTimeoutError))
-    )
     if isinstance(exc, requests.exceptions.SSLError):
-        cause = "The TLS handshake with Alta failed (see the connection's 'verify' extra); the request was not sent"
-    elif never_sent:
-        cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
-    elif isinstance(exc, requests.ReadTimeout):
-        cause = "Alta did not answer within the read timeout"
-    else:
-        cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
-    return AltaTransportError(
-        cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id
-    )
+        return transport_error(request, url, "tls", str(inner or exc))
+    if isinstance(inner, NameResolutionError):
+        return transport_error(request, url, "unresolved")
+    if isinstance(inner, NewConnectionError) and not isinstance(exc, requests.ConnectTimeout):
+        # Before ConnectTimeoutError: urllib3 2 still derives NewConnectionError from it.
+        return transport_error(request, url, "refused" if "refused" in str(inner).lower() else "unreachable")
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(inner, ConnectTimeoutError):
+        return transport_error(request, url, "connect_timeout")
+    if isinstance(exc, requests.ReadTimeout):
+        return transport_error(request, url, "read_timeout")
+    return transport_error(request, url, "dropped", type(exc).__name__)
+
+
+#: What each transport failure means for the user; ``sent`` is whether the request can have reached Alta.
+_TRANSPORT_FAILURES: dict[str, tuple[bool, str]] = {
+    "refused": (False, "Could not connect to Alta at {url}: connection refused (is the server running there?)"),
+    "unresolved": (False, "Could not connect to Alta at {url}: the host name does not resolve"),
+    "connect_timeout": (False, "Could not connect to Alta at {url}: no answer within connect_timeout"),
+    "unreachable": (False, "Could not connect to Alta at {url} (refused, unresolvable or unreachable)"),
+    "tls": (False, "The TLS handshake with Alta at {url} failed ({detail})"),
+    "read_timeout": (True, "Alta at {url} did not answer within the read timeout"),
+    "dropped": (True, "The connection to Alta at {url} failed mid-request ({detail})"),
+}
+
+
+def transport_error(request: ApiRequest, url: str, kind: str, detail: str = "") -> AltaTransportError:
+    """One wording for a transport failure, whichever HTTP client met it; the URL is named, never the key.
+
+    A TLS failure against a server that does not speak TLS (a plain-HTTP server behind an ``https://`` URL)
+    says so, instead of pointing at certificate settings.
+    """
+    sent, cause = _TRANSPORT_FAILURES[kind]
+    if kind == "tls":
+        lowered = detail.lower()
+        if "wrong version number" in lowered or "record layer failure" in lowered or "http request" in lowered:
+            detail = "the server does not speak TLS; if it serves plain HTTP, write the Base URL as http://"
+        elif "certificate" in lowered:
+            detail = "certificate not trusted; see the connection's 'verify' extra"
+    cause = cause.format(url=url, detail=detail)
+    if not sent:
+        cause += "; the request was not sent. Check the connection's Base URL (host)"
+    return AltaTransportError(cause, sent=sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id)
 
 
 class _SessionPool:
@@ -430,7 +480,11 @@ class AltaAsyncHook(_AltaHookBase):
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
         if self._config is None:
-            return self._config_from(await aget_connection(self.alta_conn_id))
+            try:
+                conn = await aget_connection(self.alta_conn_id)
+            except AirflowNotFoundException:
+                raise missing_connection(self.alta_conn_id) from None
+            return self._config_from(conn)
         return self._config
 
     async def __aenter__(self) -> AltaAsyncHook:
@@ -458,9 +512,10 @@ class AltaAsyncHook(_AltaHookBase):
             self._timeout = aiohttp.ClientTimeout(
                 sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None
             )
+        url = join_url(config.base_url, request.path)
         try:
             async with self._session.post(
-                join_url(config.base_url, request.path),
+                url,
                 data=request.payload,
                 headers=config.headers,
                 timeout=self._timeout,
@@ -468,7 +523,7 @@ class AltaAsyncHook(_AltaHookBase):
             ) as response:
                 text = await response.text()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _aiohttp_transport_error(request, exc) from exc
+            raise _aiohttp_transport_error(request, url, exc) from exc
         return self._read_answer(request, response.status, response.headers, text)
 
     async def get_run(self, workflow_run_id: str) -> WorkflowRun:
@@ -528,16 +583,18 @@ class AltaAsyncHook(_AltaHookBase):
             self.budget.unregister_poller()
 
 
-def _aiohttp_transport_error(request: ApiRequest, exc: Exception) -> AltaTransportError:
+def _aiohttp_transport_error(request: ApiRequest, url: str, exc: Exception) -> AltaTransportError:
     import aiohttp
 
-    never_sent = isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
-    if never_sent:
-        cause = "Could not connect to Alta (refused, unresolvable or timed out); the request was not sent"
-    elif isinstance(exc, asyncio.TimeoutError):
-        cause = "Alta did not answer within the read timeout"
-    else:
-        cause = f"The connection to Alta failed mid-request ({type(exc).__name__})"
-    return AltaTransportError(
-        cause, sent=not never_sent, endpoint=request.endpoint, workflow_run_id=request.workflow_run_id
-    )
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return transport_error(request, url, "tls", str(exc))
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return transport_error(request, url, "connect_timeout")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return transport_error(request, url, "unresolved")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(exc.os_error, ConnectionRefusedError)
+        return transport_error(request, url, "refused" if refused else "unreachable")
+    if isinstance(exc, asyncio.TimeoutError):
+        return transport_error(request, url, "read_timeout")
+    return transport_error(request, url, "dropped", type(exc).__name__)

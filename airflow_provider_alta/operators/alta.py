@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.compat import conf, resumed_by_an_earlier_try, run_id_store
+from airflow_provider_alta.compat import conf, pull_earlier_xcom, resumed_by_an_earlier_try, run_id_store
 from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
 from airflow_provider_alta.exceptions import AltaInvokeOutcomeUnknownError, AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
@@ -136,6 +137,12 @@ class AltaRunWorkflowOperator(BaseOperator):
         ``"json"`` returns it as JSON text, for outputs XCom cannot carry
         (Airflow's reserved keys, lone surrogates, more than 64 levels of
         nesting): downstream tasks ``json.loads`` it and get the exact value.
+    :param retry_on_unknown_outcome: let Airflow retry the task when the
+        invoke may have started a run that no answer confirmed
+        (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`).
+        Off by default, as the retry may start a second paid run. Errors a
+        retry cannot fix (a bad setting, a rejected key, a refused input, a
+        broken contract) always fail the task without retrying.
     """
 
     template_fields: Sequence[str] = (
@@ -179,6 +186,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         webhook_check_interval: float = 1.0,
         duration_aware: bool = True,
         output_format: str = "value",
+        retry_on_unknown_outcome: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -201,6 +209,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.webhook_check_interval = webhook_check_interval
         self.duration_aware = duration_aware
         self.output_format = ensure_output_format(output_format)
+        self.retry_on_unknown_outcome = retry_on_unknown_outcome
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._rendered_webhooks: Any = None
@@ -211,7 +220,7 @@ class AltaRunWorkflowOperator(BaseOperator):
     # -- validation ----------------------------------------------------------
     def _check_settings(self) -> None:
         flags = ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only")
-        for name in (*flags, "airflow_webhook", "duration_aware"):
+        for name in (*flags, "airflow_webhook", "duration_aware", "retry_on_unknown_outcome"):
             if not isinstance(getattr(self, name), bool):
                 raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.deferrable and not self.wait_for_completion:
@@ -349,6 +358,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
         return webhooks
 
+    @classify_errors
     def execute(self, context: Context) -> Any:
         webhooks = self._validate_before_send(context)
         polling = self._polling_for(context)
@@ -397,10 +407,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         """Execution times (ms) of the task's last successful runs, from its own XCom history (read once)."""
         if self._recent_ms is not None:
             return self._recent_ms
-        ti = context["ti"]
-        value = ti.xcom_pull(
-            task_ids=ti.task_id, key=XCOM_RECENT_DURATIONS, include_prior_dates=True, map_indexes=ti.map_index
-        )
+        value = pull_earlier_xcom(context["ti"], XCOM_RECENT_DURATIONS)
         valid = isinstance(value, list)
         self._recent_ms = [
             float(v)
@@ -438,7 +445,13 @@ class AltaRunWorkflowOperator(BaseOperator):
                     )
                     return previous
                 self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
-        self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
+        if self.asynchronous:
+            self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
+        else:
+            self.log.info(
+                "Invoking the Alta workflow of connection %r synchronously: one request that lasts as long as the run",
+                self.alta_conn_id,
+            )
         try:
             run = self.hook.invoke_workflow(
                 self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks
@@ -448,7 +461,8 @@ class AltaRunWorkflowOperator(BaseOperator):
             if store is not None and err.workflow_run_id:
                 self._keep_run_id(store, err.workflow_run_id)
             raise
-        self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
+        if self.asynchronous:  # a synchronous run has ended by now: finishing it logs the one closing line
+            self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
             self._keep_run_id(store, run.workflow_run_id)
         return run
@@ -472,12 +486,15 @@ class AltaRunWorkflowOperator(BaseOperator):
                 last_status=run.status.value,
                 mailbox=_ref(self, context).to_dict() if self.airflow_webhook else None,
                 mailbox_interval=self.webhook_check_interval,
+                workflow_name=run.workflow_name,
+                workflow_version=run.workflow_version,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},
             timeout=None,
         )
 
+    @classify_errors
     def execute_complete(
         self,
         context: Context,

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
-from airflow_provider_alta.compat import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, conf
+from airflow_provider_alta.compat import AirflowSensorTimeout, AirflowSkipException, conf
 from airflow_provider_alta.completion import finish_run, load_schema, run_from_event
-from airflow_provider_alta.exceptions import AltaRunFailedError, AltaTimeoutError
+from airflow_provider_alta.exceptions import AltaTimeoutError
+from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.fidelity import has_template_syntax
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
@@ -25,8 +26,7 @@ if TYPE_CHECKING:
     from airflow_provider_alta.models import WorkflowRun
 
 
-class AltaWorkflowRunFailedError(AltaRunFailedError, AirflowFailException):
-    """The sensed run FAILED: a retry cannot change that, so the task fails without retrying."""
+__all__ = ["AltaWorkflowRunFailedError", "AltaWorkflowRunSensor"]
 
 
 class AltaWorkflowRunSensor(BaseSensorOperator):
@@ -98,6 +98,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             output_format=self.output_format,
         )
 
+    @classify_errors
     def execute(self, context: Context) -> Any:
         self.workflow_run_id = ensure_run_id(self.workflow_run_id)
         load_schema(self.output_schema, "output_schema")
@@ -119,6 +120,8 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
                 started_at=run.start_time_ms / 1000 if run.start_time_ms else None,
                 polling=self.polling.to_dict(),
                 last_status=run.status.value,
+                workflow_name=run.workflow_name,
+                workflow_version=run.workflow_version,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},
@@ -132,6 +135,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(run, context))
 
+    @classify_errors
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
     ) -> Any:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import random
 import signal
@@ -40,115 +39,60 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from aiohttp import ClientSession, ClientTimeout, web
 
 from airflow_provider_alta.fidelity import depth_of
+from airflow_provider_alta.testing.model import (
+    FAULT_KINDS,
+    INVOKE,
+    MAX_BODY,
+    MAX_REQUEST_DEPTH,
+    QUERY,
+    Fault,
+    Run,
+    check_input,
+    key_id,
+)
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY, WorkflowConfig
 
-INVOKE = "invoke"
-QUERY = "query"
+__all__ = [
+    "FAULT_KINDS",
+    "INVOKE",
+    "MAX_BODY",
+    "MAX_REQUEST_DEPTH",
+    "QUERY",
+    "AltaEmulator",
+    "EmulatorThread",
+    "Fault",
+    "Run",
+    "Serving",
+    "key_id",
+    "load_workflows",
+    "main",
+]
+
 _PATHS = {"/v1/workflow/invoke": INVOKE, "/v1/workflow/query/result": QUERY}
-MAX_BODY = 1024 * 1024
-#: The deepest request body accepted (Alta documents no limit; a deeper one answers 400).
-MAX_REQUEST_DEPTH = 128
-FAULT_KINDS = ("status", "html", "malformed", "body", "delay", "delay_after", "drop", "drop_after")
-
-
-def key_id(api_key: str) -> str:
-    """How the emulator's counters name a key (never the key itself)."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
-
-
-@dataclass
-class Fault:
-    endpoint: str  # "invoke", "query" or "any"
-    kind: str
-    count: int = 1
-    status: int | None = None
-    retry_after: float | None = None
-    delay: float = 0.0
-    body: Any = None
-    text: str | None = None  # kind "body": served as is instead of ``body`` (e.g. JSON too deep to build)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Fault:
-        fault = cls(**data)
-        if fault.endpoint not in (INVOKE, QUERY, "any"):
-            raise ValueError("fault endpoint must be 'invoke', 'query' or 'any'")
-        if fault.kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {FAULT_KINDS}")
-        return fault
-
-
-@dataclass
-class Run:
-    run_id: str
-    api_key: str = field(repr=False)
-    workflow: WorkflowConfig
-    input: dict[str, Any]
-    is_async: bool
-    created_at: float
-    failed: bool
-    webhooks: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    queries: int = 0
-    last_query_at: float | None = None
-
-    @property
-    def ends_at(self) -> float:
-        return self.created_at + self.workflow.duration
-
-    def status(self, now: float) -> str:
-        if now >= self.ends_at:
-            return "FAILED" if self.failed else "SUCCEED"
-        if now < self.created_at + min(0.2, self.workflow.duration / 10):
-            return "PENDING"
-        return "RUNNING"
-
-    def acknowledgement(self) -> dict[str, Any]:
-        """The documented answer to an async invoke."""
-        wf = self.workflow
-        return {
-            "workflowId": wf.workflow_id,
-            "workflowName": wf.name,
-            "workflowVersion": wf.version,
-            "workflowRunId": self.run_id,
-            "status": "PENDING",
-        }
-
-    def body(self, now: float) -> dict[str, Any]:
-        wf = self.workflow
-        status = self.status(now)
-        body = self.acknowledgement()
-        body.update(status=status, input=self.input)
-        body["startTime"] = int(self.created_at * 1000)
-        if status == "SUCCEED":
-            body.update(
-                output=wf.render_output(self.input),
-                workflowExecutionTime=int(wf.duration * 1000),
-                totalCost=wf.cost,
-                totalTokens=wf.tokens,
-                endTime=int(self.ends_at * 1000),
-            )
-        elif status == "FAILED":
-            body.update(
-                output=None,
-                errorMessage=wf.failure_message,
-                workflowExecutionTime=int(wf.duration * 1000),
-                totalCost=round(wf.cost / 2, 4),
-                totalTokens=wf.tokens // 2,
-                endTime=int(self.ends_at * 1000),
-            )
-        return body
 
 
 class AltaEmulator:
     """The emulator's state and its aiohttp application."""
 
-    def __init__(self, workflows: dict[str, WorkflowConfig] | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        workflows: dict[str, WorkflowConfig] | None = None,
+        *,
+        seed: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        #: Called with one line per request served (method, path, status, time); ``None`` logs nothing.
+        self.log = log
         self.initial_workflows = dict(workflows) if workflows is not None else {DEFAULT_API_KEY: WorkflowConfig()}
         self.rng = random.Random(seed)
         self.connections = 0
@@ -171,17 +115,47 @@ class AltaEmulator:
 
     # -- application -------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY * 4)
-        app.router.add_post("/v1/workflow/invoke", self._api)
-        app.router.add_post("/v1/workflow/query/result", self._api)
-        app.router.add_get("/_emulator/stats", self._stats)
-        app.router.add_post("/_emulator/reset", self._reset)
-        app.router.add_post("/_emulator/faults", self._add_fault)
-        app.router.add_put("/_emulator/workflows", self._put_workflow)
-        app.router.add_get("/_emulator/runs/{run_id}", self._get_run)
-        app.router.add_route("*", "/_emulator/sink", self._sink)
+        app = web.Application(client_max_size=MAX_BODY * 4, middlewares=[self._log_request])
+        for method, path, handler, _ in self._endpoints():
+            app.router.add_route(method, path, handler)
         app.on_cleanup.append(self._close)
         return app
+
+    def _endpoints(self) -> list[tuple[str, str, Any, str]]:
+        """Every route with what it is for: the app is built from it, and the index at ``/_emulator/`` shows it."""
+        return [
+            ("POST", "/v1/workflow/invoke", self._api, "Alta: run the key's workflow (sync or isAsync)"),
+            ("POST", "/v1/workflow/query/result", self._api, "Alta: a run's state, body {'workflowRunId': ...}"),
+            ("GET", "/_emulator/", self._index, "this list"),
+            ("GET", "/_emulator/stats", self._stats, "request counters, request log, webhook deliveries"),
+            ("POST", "/_emulator/reset", self._reset, "forget runs, counters, faults and workflow changes"),
+            ("POST", "/_emulator/faults", self._add_fault, "misbehave on the next requests (see Fault)"),
+            ("PUT", "/_emulator/workflows", self._put_workflow, "serve a workflow for a key (see WorkflowConfig)"),
+            ("GET", "/_emulator/runs/{run_id}", self._get_run, "the emulator's record of one run"),
+            ("*", "/_emulator/sink", self._sink, "a webhook receiver that records what arrived"),
+        ]
+
+    @web.middleware
+    async def _log_request(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """One line per request: method, path (no query string), status and time; never a header or body."""
+        if self.log is None:
+            response: web.StreamResponse = await handler(request)
+            return response
+        started = time.perf_counter()
+        status: Any = "dropped"
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.log(f"{request.method} {request.path} {status} {1000 * (time.perf_counter() - started):.0f} ms")
+
+    async def _index(self, _request: web.Request) -> web.Response:
+        endpoints = [{"method": method, "path": path, "what": what} for method, path, _, what in self._endpoints()]
+        return web.json_response({"service": "Alta emulator", "endpoints": endpoints})
 
     async def _close(self, _app: web.Application) -> None:
         for task in list(self._tasks):
@@ -322,7 +296,7 @@ class AltaEmulator:
         run_input = body.get("input")
         if not isinstance(run_input, dict):
             return _error(400, "INVALID_REQUEST", "'input' must be an object", headers)
-        problem = _check_input(workflow, run_input)
+        problem = check_input(workflow, run_input)
         if problem:
             return _error(400, "INVALID_INPUT", problem, headers)
         is_async = body.get("isAsync", False) is True
@@ -437,9 +411,9 @@ class AltaEmulator:
                 "ends_at": run.ends_at,
                 "queries": run.queries,
                 "last_query_at": run.last_query_at,
-                "status_now": run.status(now),
                 # Where the run reports when it ends (URLs only: headers may hold secrets).
                 "webhook_urls": [hook.get("url") for hook in run.webhooks],
+                "status_now": run.status(now),
             }
         )
 
@@ -491,18 +465,6 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return web.json_response(
         {"error": {"code": code, "message": message, "status": status}}, status=status, headers=headers or {}
     )
-
-
-def _check_input(workflow: WorkflowConfig, run_input: dict[str, Any]) -> str | None:
-    if not workflow.input_schema:
-        return None
-    import jsonschema
-
-    errors = list(jsonschema.Draft202012Validator(workflow.input_schema).iter_errors(run_input))
-    if not errors:
-        return None
-    where = "/".join(str(p) for p in errors[0].path) or "input"
-    return f"Input does not match the Start node: {where}: {errors[0].message}"
 
 
 class EmulatorThread:
@@ -569,14 +531,41 @@ def load_workflows(path: str | None) -> dict[str, WorkflowConfig] | None:
     return {key: WorkflowConfig.from_dict(value) for key, value in data["workflows"].items()}
 
 
+def banner(url: str, workflows: dict[str, WorkflowConfig], config: str | None = None) -> str:
+    """What the emulator prints on start: its URL, the key it accepts and a connection line to paste.
+
+    Keys read from a ``--config`` file are the user's own: they are counted, never echoed (a log of the
+    emulator must not hold them); the line to paste then shows where the key goes.
+    """
+    lines = [f"Alta emulator listening on {url} (endpoints: {url}/_emulator/)"]
+    if config is None:
+        first = next(iter(workflows), DEFAULT_API_KEY)
+        for api_key, workflow in workflows.items():
+            lines.append(f"Accepted API key: {api_key} (workflow {workflow.name} {workflow.version})")
+    else:
+        first = "<an API key of " + Path(config).name + ">"
+        names = sorted({f"{w.name} {w.version}" for w in workflows.values()})
+        lines.append(f"Accepted API keys: the {len(workflows)} of {config} (workflows {', '.join(names)})")
+    conn = json.dumps({"conn_type": "alta", "host": url, "password": first})
+    lines += ["Point Airflow's alta_default connection at it:", f"  export AIRFLOW_CONN_ALTA_DEFAULT='{conn}'"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """``alta-emulator``: serve the emulator until interrupted."""
-    parser = argparse.ArgumentParser(prog="alta-emulator", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="alta-emulator",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Without --config it accepts the API key {DEFAULT_API_KEY!r} (a todayNews workflow) and "
+        "prints a ready-to-paste AIRFLOW_CONN_ALTA_DEFAULT line. Each request is logged as one line "
+        "(method, path, status; never a key or a body).",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--config", help='JSON file: {"workflows": {"<api key>": {settings}}}')
     parser.add_argument("--port-file", help="write the bound port to this file once listening")
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
     parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
+    parser.add_argument("--quiet", action="store_true", help="do not log the requests served")
     args = parser.parse_args(argv)
     ssl_context = None
     if args.tls_cert:
@@ -586,12 +575,15 @@ def main(argv: list[str] | None = None) -> None:
         ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
     scheme = "https" if ssl_context else "http"
 
+    def log(line: str) -> None:
+        print(line, flush=True)
+
     async def serve() -> None:
-        emulator = AltaEmulator(load_workflows(args.config))
+        emulator = AltaEmulator(load_workflows(args.config), log=None if args.quiet else log)
         serving = await emulator.start(port=args.port, ssl_context=ssl_context)
         if args.port_file:
             Path(args.port_file).write_text(str(serving.port))
-        print(f"Alta emulator listening on {scheme}://127.0.0.1:{serving.port}", flush=True)
+        print(banner(f"{scheme}://127.0.0.1:{serving.port}", emulator.workflows, args.config), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

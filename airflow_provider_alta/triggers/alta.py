@@ -45,6 +45,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         receiver. A notice there is confirmed with one query before the
         trigger fires; the polling schedule keeps running as the fallback.
     :param mailbox_interval: seconds between two mailbox reads (no API call).
+    :param workflow_name: the run's workflow, when known, so that every log line names the run the same way.
+    :param workflow_version: that workflow's version, when known.
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
     "workflow_run_id", "message", "run"}``; ``run`` is the final run body for
@@ -63,8 +65,12 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         last_status: str | None = None,
         mailbox: dict[str, Any] | None = None,
         mailbox_interval: float = 1.0,
+        workflow_name: str | None = None,
+        workflow_version: str | None = None,
     ) -> None:
         super().__init__()
+        self.workflow_name = workflow_name
+        self.workflow_version = workflow_version
         self.mailbox = dict(mailbox) if mailbox is not None else None
         self.mailbox_interval = mailbox_interval
         ensure_positive_number(mailbox_interval, "mailbox_interval")
@@ -89,6 +95,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 "last_status": self.last_status,
                 "mailbox": self.mailbox,
                 "mailbox_interval": self.mailbox_interval,
+                "workflow_name": self.workflow_name,
+                "workflow_version": self.workflow_version,
             },
         )
 
@@ -108,7 +116,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     def _last_seen(self) -> WorkflowRun | None:
         if self.last_status is None:
             return None
-        return WorkflowRun.from_response({"workflowRunId": self.workflow_run_id, "status": self.last_status})
+        known = {"workflowName": self.workflow_name, "workflowVersion": self.workflow_version}
+        body = {"workflowRunId": self.workflow_run_id, "status": self.last_status}
+        return WorkflowRun.from_response({**body, **{k: v for k, v in known.items() if v}})
 
     def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
         self.log.info("Alta %s is %s after %.0f s", run.describe(), run.status.value, elapsed)

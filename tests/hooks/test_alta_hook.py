@@ -355,7 +355,10 @@ def test_test_connection(alta_conn, alta_emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri("wrong-key"))
     ok, message = AltaHook().test_connection()
     assert not ok
-    assert "rejected the API key" in message
+    assert message.count("rejected the API key") == 1, message
+    assert alta_emulator.url in message
+    assert "workflow_run_id" not in message and "connection-test" not in message  # the probe's id is made up
+    assert "wrong-key" not in message
 
 
 def test_missing_key_is_clear_error(monkeypatch, alta_emulator):

@@ -15,10 +15,13 @@ def expected_output(emulator, run_id):
     return emulator.run(run_id)["body"]["output"]
 
 
-def test_sync_mode_returns_output_and_all_xcoms(alta_emulator):
+def test_sync_mode_returns_output_and_all_xcoms(alta_emulator, capsys):
     alta_emulator.configure(duration=0.2)
     result = run_dag("t_sync")
     assert result.state == "success"
+    out = plain(capsys.readouterr().out)
+    assert "Invoking the Alta workflow of connection 'alta_default' synchronously" in out
+    assert "Alta started" not in out and "ended SUCCEED" in out
     run_id = result.xcom("run", "workflow_run_id")
     assert result.xcom("run") == expected_output(alta_emulator, run_id)
     assert result.xcom("count_news") == 2  # a TaskFlow task consumed the output
@@ -32,10 +35,11 @@ def test_sync_mode_returns_output_and_all_xcoms(alta_emulator):
     assert alta_emulator.request_count("query") == 0  # one synchronous request, nothing else
 
 
-def test_async_worker_mode(alta_emulator):
+def test_async_worker_mode(alta_emulator, capsys):
     alta_emulator.configure(duration=1.0)
     result = run_dag("t_async_worker")
     assert result.state == "success"
+    assert "XCom not found" not in capsys.readouterr().out  # no history yet is not an error
     run_id = result.xcom("run", "workflow_run_id")
     assert result.xcom("run") == expected_output(alta_emulator, run_id)
     assert 1 <= alta_emulator.request_count("query") <= 8
@@ -145,11 +149,15 @@ def test_variable_store_round_trips_on_every_airflow():
     assert durable_variables("t_variable_store") == []
 
 
-def test_deferrable_success(alta_emulator):
+def test_deferrable_success(alta_emulator, capsys):
     alta_emulator.configure(duration=1.0)
     result = run_dag("t_deferrable")
     assert result.state == "success"
     run_id = result.xcom("run", "workflow_run_id")
+    out = plain(capsys.readouterr().out)
+    # The trigger names the run as the task did, from its first line on.
+    assert f"Alta todayNews 1.0.1 run {run_id} is PENDING" in out
+    assert "Alta workflow run" not in out
     assert result.xcom("run")["news"][0]["title"].startswith("Deferred:")
     assert result.xcom("run", "total_tokens") == 1745
     assert alta_emulator.invoke_count() == 1

@@ -1,0 +1,27 @@
+"""The DAG of tests/operators/test_retry_classes.py: one task per kind of failure, each allowed two retries."""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG
+
+from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+
+FAILING_KEY = "alta-key-of-a-failing-workflow"
+SLOW_KEY = "alta-key-of-a-slow-workflow"
+RETRIES = {"retries": 2, "retry_delay": datetime.timedelta(0)}
+
+with DAG("t_retry_classes", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False) as retry_dag:
+    AltaRunWorkflowOperator(task_id="rejected_key", input={"topic": "AI"}, alta_conn_id="alta_wrong_key", **RETRIES)
+    AltaRunWorkflowOperator(task_id="refused_input", input={"topic": ""}, **RETRIES)
+    AltaRunWorkflowOperator(task_id="broken_contract", input={"topic": "AI"}, max_cost=0.1, **RETRIES)
+    AltaRunWorkflowOperator(task_id="failed_run", input={"topic": "AI"}, alta_conn_id="alta_failing", **RETRIES)
+    AltaRunWorkflowOperator(task_id="unknown_outcome", input={"topic": "AI"}, alta_conn_id="alta_slow", **RETRIES)
+    AltaRunWorkflowOperator(
+        task_id="unknown_outcome_retried",
+        input={"topic": "AI"},
+        alta_conn_id="alta_slow",
+        retry_on_unknown_outcome=True,
+        **RETRIES,
+    )

@@ -1,0 +1,87 @@
+"""Which failures Airflow retries: the ones a retry can fix, and no others (dag.test against the emulator)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from airflow_provider_alta.compat import AirflowFailException
+from airflow_provider_alta.exceptions import AltaAuthError, AltaInvokeOutcomeUnknownError, AltaTimeoutError
+from airflow_provider_alta.failures import AltaAuthFailure, for_airflow
+from tests.conftest import DAGS, SECRET_KEY
+from tests.dag_runner import plain
+
+pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
+
+
+def test_only_what_a_retry_can_fix_is_retried(alta_emulator, monkeypatch, capsys):
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from alta_retry_dags import FAILING_KEY, SLOW_KEY, retry_dag
+
+    alta_emulator.configure(api_key=SECRET_KEY, duration=0.1)
+    alta_emulator.configure(api_key=FAILING_KEY, duration=0.1, outcome="fail")
+    alta_emulator.configure(api_key=SLOW_KEY, duration=3)
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_WRONG_KEY", alta_emulator.connection_uri("not-the-key"))
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_FAILING", alta_emulator.connection_uri(FAILING_KEY, retry_backoff=0.2))
+    # A read timeout shorter than the run: the invoke's outcome is unknown.
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_SLOW", alta_emulator.connection_uri(SLOW_KEY, sync_invoke_timeout=0.3))
+
+    dag_run = retry_dag.test()
+    raw = capsys.readouterr().out
+    out = plain(raw)
+    tries = {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
+
+    assert tries == {
+        "rejected_key": ("failed", 1),
+        "refused_input": ("failed", 1),
+        "broken_contract": ("failed", 1),
+        "failed_run": ("failed", 3),  # a FAILED run may pass on a new run: retried
+        "unknown_outcome": ("failed", 1),
+        "unknown_outcome_retried": ("failed", 3),
+    }
+    assert alta_emulator.invoke_count(FAILING_KEY) == 3
+    assert alta_emulator.invoke_count(SLOW_KEY) == 1 + 3
+    assert "AltaAuthFailure" in out and "put a valid key in the connection's API Key field" in out
+    assert "AltaInvalidRequestFailure" in out and "fix the input" in out
+    assert "AltaContractFailure" in out and "over max_cost=0.1" in out
+    assert "AltaOutcomeUnknownFailure" in out and "the run may exist" in out and "retry_on_unknown_outcome" in out
+    assert SECRET_KEY not in out and "not-the-key" not in out
+    # What `make demo` prints when its DAG fails: each task's error line, read from this same kind of log.
+    errors = demo_task_errors(raw)
+    assert any(e.startswith("AltaAuthFailure: Alta rejected the API key") for e in errors)
+    assert any(e.startswith("AltaOutcomeUnknownFailure: ") for e in errors)
+    assert not any(e.startswith("airflow_provider_alta.") for e in errors)
+
+
+def demo_task_errors(log: str) -> list[str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo", DAGS.parent.parent / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    errors: list[str] = demo.task_errors(log)
+    return errors
+
+
+def test_fail_fast_twins_keep_their_alta_type_and_pickle():
+    import pickle
+
+    err = AltaAuthError("Alta rejected the API key", status=401, code="UNAUTHORIZED", endpoint="/v1/workflow/invoke")
+    twin = for_airflow(err)
+    assert isinstance(twin, AltaAuthFailure) and isinstance(twin, AltaAuthError)
+    assert isinstance(twin, AirflowFailException)
+    assert str(twin).startswith("Alta rejected the API key (HTTP 401, code=UNAUTHORIZED")
+    assert "Not retried:" in str(twin)
+    assert str(pickle.loads(pickle.dumps(twin))) == str(twin)
+    assert for_airflow(twin) is twin
+    # Transient errors, and an unknown outcome the user chose to retry, stay as they are.
+    timeout = AltaTimeoutError("gave up", workflow_run_id="r-1")
+    assert for_airflow(timeout) is timeout
+    unknown = AltaInvokeOutcomeUnknownError("no answer", workflow_run_id="r-2")
+    assert for_airflow(unknown, retry_on_unknown_outcome=True) is unknown
+    assert "workflow_run_id=r-2" in str(for_airflow(unknown)).split("Not retried:")[1]
+    assert json.dumps(str(twin))  # a plain message, as Airflow's serializer needs

@@ -1,0 +1,140 @@
+"""The README's code runs: every Python block and every shell block is run here, or listed below with why not.
+
+How each block is run (the harness; nothing in a block is changed):
+
+* A Python block whose first line names a file (``# dags/alta_news.py``, ``# tests/test_alta_news.py``)
+  is written to that path in a fresh project directory, as a reader would save it.
+* Any other Python block is a fragment: it is executed with :data:`PRELUDE` (the imports it takes for
+  granted), so it must at least build what it shows.
+* Shell blocks (console, bash, sh) run only when listed in :data:`SHELL_RUN`, in README order, as one
+  ``bash -e`` script in the project directory; the ones that cannot run offline or would recurse are in
+  :data:`SHELL_NOT_RUN` with the reason. A block in neither list fails the test, as does a stale entry.
+* Completion: the project's ``alta_default`` connection points at an emulator (the line ``alta-emulator``
+  prints), the home is seeded with this test session's already migrated database (``airflow db migrate``
+  still runs, and finds nothing to do), and every DAG file no README test imports gets a
+  ``dag.test()`` of its own, so no DAG in the README goes unrun.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.conftest import DAGS
+
+README = DAGS.parent.parent / "README.md"
+PRELUDE = "from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator\n"
+
+#: Shell blocks run by the harness, by their first line, in this order (the test home is set up first).
+SHELL_RUN = (
+    'export AIRFLOW_HOME="$PWD/.airflow-test"        # a throwaway home for the tests',
+    "AIRFLOW__CORE__TEST_CONNECTION=Enabled airflow connections test alta_default",
+)
+#: Shell blocks not run, by their first line, and why.
+SHELL_NOT_RUN = {
+    "make demo    # run the example ETL DAG against the local Alta emulator": (
+        "`make test` is this suite; `make demo` builds a venv and runs Airflow end to end (its failure "
+        "report is tested in tests/operators/test_retry_classes.py)"
+    ),
+    "pip install airflow-provider-alta": "installs from PyPI: needs the network (this suite runs offline)",
+}
+
+_BLOCK = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+_FILE_LINE = re.compile(r"^# ((?:dags|tests)/[\w/]+\.py)$")
+
+
+def blocks(lang: tuple[str, ...]) -> list[str]:
+    """The README's code blocks in these languages, dedented, in order."""
+    found = []
+    for match in _BLOCK.finditer(README.read_text()):
+        if match["lang"] in lang:
+            found.append(textwrap.dedent(match["body"]))
+    return found
+
+
+def python_blocks() -> tuple[dict[str, str], list[str]]:
+    """(path -> source of the blocks that name their file, the fragments)."""
+    files: dict[str, str] = {}
+    fragments: list[str] = []
+    for body in blocks(("python",)):
+        named = _FILE_LINE.match(body.splitlines()[0])
+        if named:
+            files[named[1]] = body
+        else:
+            fragments.append(body)
+    return files, fragments
+
+
+def shell_blocks() -> list[str]:
+    return blocks(("console", "bash", "sh", "shell"))
+
+
+def test_every_block_is_run_or_listed_with_a_reason():
+    firsts = [body.splitlines()[0] for body in shell_blocks()]
+    unknown = [first for first in firsts if first not in SHELL_RUN and first not in SHELL_NOT_RUN]
+    assert not unknown, f"README shell blocks neither run nor listed (tests/test_readme.py): {unknown}"
+    stale = (set(SHELL_RUN) | set(SHELL_NOT_RUN)) - set(firsts)
+    assert not stale, f"listed in tests/test_readme.py but no longer in the README: {stale}"
+    files, fragments = python_blocks()
+    assert {"dags/alta_news.py", "dags/alta_news_taskflow.py", "tests/test_alta_news.py"} <= set(files)
+    for source in [*files.values(), *fragments]:
+        compile(source, "README.md", "exec")
+
+
+def test_fragments_build_what_they_show():
+    _, fragments = python_blocks()
+    assert fragments
+    for source in fragments:
+        exec(compile(PRELUDE + source, "README.md", "exec"), {})
+
+
+def test_the_readme_project_runs_as_written(alta_emulator, airflow_db, tmp_path):
+    files, _ = python_blocks()
+    for path, source in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(source)
+    tested = {m for source in files.values() for m in re.findall(r"^from (\w+) import", source, re.M)}
+    untested = [Path(p).stem for p in files if p.startswith("dags/") and Path(p).stem not in tested]
+    (tmp_path / "tests" / "test_readme_harness.py").write_text(_HARNESS_TEST.format(modules=untested))
+    home = tmp_path / ".airflow-test"
+    home.mkdir()
+    shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
+    by_first = {body.splitlines()[0]: body for body in shell_blocks()}
+    script = "\n".join(by_first[first] for first in SHELL_RUN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_TESTS"))}
+    env["HOME"] = str(tmp_path)  # nothing may fall back to ~/airflow
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["AIRFLOW_CONN_ALTA_DEFAULT"] = alta_emulator.connection_uri()
+    done = subprocess.run(
+        ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert re.search(r"\b2 passed\b", out), out[-4000:]
+    assert "Connection success" in out, out[-4000:]
+
+
+_HARNESS_TEST = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("module", {modules!r})
+def test_readme_dag_runs(module, alta_emulator, monkeypatch):
+    from airflow.models.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri())
+    alta_emulator.configure(duration=0.5)
+    path = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], module + ".py")
+    bag = DagBag(dag_folder=path)
+    assert not bag.import_errors and bag.dags
+    for dag in bag.dags.values():
+        assert dag.test().state == "success"
+    assert alta_emulator.invoke_count() == len(bag.dags)
+"""
