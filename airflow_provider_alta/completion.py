@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_alta import exceptions
 from airflow_provider_alta.exceptions import (
     AltaContractError,
     AltaError,
@@ -21,6 +22,7 @@ from airflow_provider_alta.exceptions import (
     AltaTimeoutError,
     AltaUnsupportedOutputError,
     AltaValidationError,
+    _rebuild,
 )
 from airflow_provider_alta.fidelity import as_json_text, json_problem
 from airflow_provider_alta.models import RunStatus, WorkflowRun
@@ -40,6 +42,15 @@ XCOM_KEYS = (
 EVENT_STATUSES = ("success", "failed", "timeout", "error")
 #: The trigger event's key saying the run's output was left out (the event could not carry it).
 OUTPUT_WITHHELD = "output_withheld"
+#: The ``error`` event's key holding the error's class name and facts, so the task raises the same error.
+EVENT_ERROR = "error"
+#: The facts an error event carries: plain JSON, never a key or a header.
+_ERROR_FACTS = ("cause", "status", "code", "api_message", "endpoint", "workflow_run_id", "retry_after", "sent")
+_ERROR_CLASSES = {
+    name: cls
+    for name, cls in vars(exceptions).items()
+    if isinstance(cls, type) and issubclass(cls, AltaError) and cls.__module__ == exceptions.__name__
+}
 
 
 def load_schema(schema: Any, field: str, base_dir: Path | None = None) -> dict[str, Any] | None:
@@ -108,7 +119,7 @@ def run_from_event(
     if event["status"] == "timeout":
         raise AltaTimeoutError(message or "Gave up waiting for the workflow run", workflow_run_id=run_id)
     if event["status"] == "error":
-        raise AltaError(message or "Waiting for the workflow run failed", workflow_run_id=run_id)
+        raise error_from_event(event.get(EVENT_ERROR), message or "Waiting for the workflow run failed", run_id)
     # The event was decoded for this task alone: its body needs no copy (a large output would double).
     run = WorkflowRun.from_response(event.get("run"), endpoint="trigger event", copy_body=False)
     if run.workflow_run_id != run_id or not run.is_terminal:
@@ -124,6 +135,28 @@ def run_from_event(
                 f"Alta reports the run {run.status.value} after its trigger saw it end", workflow_run_id=run_id
             )
     return run
+
+
+def error_for_event(err: AltaError) -> dict[str, Any]:
+    """What an ``error`` event says about ``err``: its class name and its facts, for :func:`error_from_event`."""
+    facts = {name: getattr(err, name) for name in _ERROR_FACTS if hasattr(err, name)}
+    return {"kind": type(err).__name__, **facts}
+
+
+def error_from_event(error: Any, message: str, run_id: Any) -> AltaError:
+    """The error the trigger met, rebuilt as its own class (so a rejected key fails fast, as it does in the worker).
+
+    An event without a known error (a trigger of an earlier version) gives a plain :class:`AltaError`.
+    """
+    kind = error.get("kind") if isinstance(error, dict) else None
+    cls = _ERROR_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None or not isinstance(error.get("cause"), str):
+        return AltaError(message, workflow_run_id=run_id)
+    state: dict[str, Any] = {name: error.get(name) for name in _ERROR_FACTS}
+    state["workflow_run_id"] = state["workflow_run_id"] or run_id
+    if not issubclass(cls, exceptions.AltaTransportError):
+        del state["sent"]
+    return _rebuild(cls, state["cause"], state)
 
 
 def event_body(run: WorkflowRun) -> tuple[dict[str, Any], str | None]:

@@ -38,8 +38,8 @@ SHELL_RUN = (
 #: Shell blocks not run, by their first line, and why.
 SHELL_NOT_RUN = {
     "make demo    # run the example ETL DAG against the local Alta emulator": (
-        "`make test` is this suite; `make demo` builds a venv and runs Airflow end to end (its failure "
-        "report is tested in tests/operators/test_retry_classes.py)"
+        "`make test` is this suite; `make demo` builds a venv, then runs scripts/demo.py, which "
+        "tests/test_newcomer.py runs (its failure report is tested in tests/operators/test_retry_classes.py)"
     ),
     "pip install airflow-provider-alta": "installs from PyPI: needs the network (this suite runs offline)",
 }
@@ -74,6 +74,15 @@ def shell_blocks() -> list[str]:
     return blocks(("console", "bash", "sh", "shell"))
 
 
+def user_env(home: Path) -> dict[str, str]:
+    """A user's shell: none of this suite's Airflow settings, ``home`` as HOME (nothing may fall back to
+    ~/airflow), and this venv's ``airflow`` and ``pytest`` first on the PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_TESTS"))}
+    env["HOME"] = str(home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def test_every_block_is_run_or_listed_with_a_reason():
     firsts = [body.splitlines()[0] for body in shell_blocks()]
     unknown = [first for first in firsts if first not in SHELL_RUN and first not in SHELL_NOT_RUN]
@@ -106,9 +115,7 @@ def test_the_readme_project_runs_as_written(alta_emulator, airflow_db, tmp_path)
     shutil.copy(airflow_db / "airflow.db", home / "airflow.db")
     by_first = {body.splitlines()[0]: body for body in shell_blocks()}
     script = "\n".join(by_first[first] for first in SHELL_RUN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_TESTS"))}
-    env["HOME"] = str(tmp_path)  # nothing may fall back to ~/airflow
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = user_env(tmp_path)
     env["AIRFLOW_CONN_ALTA_DEFAULT"] = alta_emulator.connection_uri()
     done = subprocess.run(
         ["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_alta.completion import OUTPUT_WITHHELD, event_body
+from airflow_provider_alta.completion import EVENT_ERROR, OUTPUT_WITHHELD, error_for_event, event_body
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
@@ -53,6 +53,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     ``success`` and ``failed``, so the task needs no extra request — unless
     Airflow could not carry the output in the event: then ``run`` comes
     without it and ``output_withheld`` says why, and the task reads it again.
+    An ``error`` event also carries ``error``: the error's class name and
+    facts (status, code, endpoint…), so the task raises that same error and a
+    rejected key fails without a retry, as it does outside the triggerer.
     """
 
     def __init__(
@@ -100,7 +103,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, run: WorkflowRun | None = None) -> TriggerEvent:
+    def _event(
+        self, status: str, message: str, run: WorkflowRun | None = None, error: AltaError | None = None
+    ) -> TriggerEvent:
         body, withheld = event_body(run) if run is not None else (None, None)
         payload: dict[str, Any] = {
             "status": status,
@@ -111,6 +116,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         if withheld:
             self.log.warning("The event leaves the output of run %s to the task: %s", self.workflow_run_id, withheld)
             payload[OUTPUT_WITHHELD] = withheld
+        if error is not None:
+            payload[EVENT_ERROR] = error_for_event(error)
         return TriggerEvent(payload)
 
     def _last_seen(self) -> WorkflowRun | None:
@@ -144,7 +151,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             yield self._event("timeout", str(err))
             return
         except AltaError as err:
-            yield self._event("error", f"{type(err).__name__}: {err}")
+            yield self._event("error", f"{type(err).__name__}: {err}", error=err)
             return
         status = "success" if run.status is RunStatus.SUCCEED else "failed"
         yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run)

@@ -25,3 +25,7 @@ with DAG("t_retry_classes", schedule=None, start_date=datetime.datetime(2026, 1,
         retry_on_unknown_outcome=True,
         **RETRIES,
     )
+
+with DAG("t_retry_deferred", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False) as deferred_dag:
+    # The test makes Alta reject the key on the triggerer's query only: the invoke on the worker passes.
+    AltaRunWorkflowOperator(task_id="rejected_while_deferred", input={"topic": "AI"}, deferrable=True, **RETRIES)

@@ -56,6 +56,24 @@ def test_only_what_a_retry_can_fix_is_retried(alta_emulator, monkeypatch, capsys
     assert not any(e.startswith("airflow_provider_alta.") for e in errors)
 
 
+def test_a_key_rejected_in_the_triggerer_fails_fast(alta_emulator, capsys):
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from alta_retry_dags import deferred_dag
+
+    alta_emulator.configure(api_key=SECRET_KEY, duration=0.5)
+    alta_emulator.inject("query", "status", status=401)  # the invoke passes; the trigger's query is refused
+
+    dag_run = deferred_dag.test()
+    out = plain(capsys.readouterr().out)
+    (ti,) = dag_run.get_task_instances()
+
+    assert (ti.state, ti.try_number) == ("failed", 1)
+    assert alta_emulator.invoke_count() == 1 and alta_emulator.request_count("query") == 1
+    assert "AltaAuthFailure" in out and "put a valid key in the connection's API Key field" in out
+    assert SECRET_KEY not in out
+
+
 def demo_task_errors(log: str) -> list[str]:
     import importlib.util
 

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from airflow_provider_alta.completion import run_from_event
+from airflow_provider_alta.exceptions import AltaAuthError, AltaError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook, session_pool
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 from tests.conftest import SECRET_KEY
@@ -73,6 +75,17 @@ async def test_auth_error_fails_at_once(alta_emulator, monkeypatch):
     (event,) = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
     assert event["status"] == "error" and "AltaAuthError" in event["message"]
     assert alta_emulator.request_count("query") == 1
+    # The event names the error's class and facts, so the task raises that same error (and fails fast).
+    assert event["error"]["kind"] == "AltaAuthError" and event["error"]["status"] == 401
+    assert "revoked-key" not in json.dumps(event) and SECRET_KEY not in json.dumps(event)
+    with pytest.raises(AltaAuthError) as err:
+        run_from_event(event, run_id)
+    assert str(err.value) == event["message"].removeprefix("AltaAuthError: ")
+    # An error event of an earlier trigger (no "error" key) still ends in a plain, retryable error.
+    old = {k: v for k, v in event.items() if k != "error"}
+    with pytest.raises(AltaError) as plain_err:
+        run_from_event(old, run_id)
+    assert type(plain_err.value) is AltaError and "AltaAuthError" in str(plain_err.value)
 
 
 async def test_rate_limit_and_5xx_waited_out_without_hammering(alta_emulator):
