@@ -28,8 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = ROOT / ".matrix"
-#: What the tests need beside themselves: example DAGs, the pytest configuration, the README.
-COPIED = ("tests", "dags_examples", "pyproject.toml", "README.md")
+#: What the tests need beside themselves: example DAGs, the demo script, the pytest configuration, the README.
+COPIED = ("tests", "dags_examples", "scripts", "pyproject.toml", "README.md")
 
 
 @dataclass(frozen=True)
