@@ -109,19 +109,28 @@ def main() -> int:
         shutil.rmtree(home, ignore_errors=True)
 
 
+#: Traceback lines that are not the error itself (plain, and the box some Airflow releases draw).
+_NOT_THE_ERROR = ("Traceback", "The above", "During", "│", "╭", "╰", "┃", "┏", "┗")
+
+
 def task_errors(log: str) -> list[str]:
     """The exception line of each task failure in a ``dag.test()`` log, once each, without module paths.
 
-    Airflow logs "Task failed with exception" and then the traceback; its last unindented line is the error.
+    Airflow logs "Task failed with exception" and then the traceback; the unindented lines after it are the
+    error (one line, or several where the traceback is drawn in a box and the message wrapped).
     """
     found: list[str] = []
+    log = re.sub(r"\x1b\[[0-9;]*m", "", log)  # colours (Airflow 3.0 and 3.1 draw tracebacks in a box)
     for block in log.split("Task failed with exception")[1:]:
-        last = None
+        tail: list[str] = []  # the error: the unindented lines after the last traceback line, wrapped or not
         for line in block.splitlines()[1:]:
-            if re.match(r"\d{4}-\d\d-\d\dT", line):  # the next log record: the traceback is over
+            if re.match(r"\[?\d{4}-\d\d-\d\d[T ]\d\d:", line):  # the next log record: the traceback is over
                 break
-            if line and not line[0].isspace() and not line.startswith(("Traceback", "The above", "During")):
-                last = line
+            if line and not line[0].isspace() and not line.startswith(_NOT_THE_ERROR):
+                tail.append(line)
+            elif line.strip():
+                tail = []
+        last = " ".join(tail) or None
         if last is not None:
             error = re.sub(r"^[\w.]+\.(\w+: )", r"\1", last)
             if error not in found:

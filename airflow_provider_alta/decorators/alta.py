@@ -56,7 +56,10 @@ class _AltaDecoratedOperator(DecoratedOperator, AltaRunWorkflowOperator):
 
     def execute(self, context: Context) -> Any:
         self.input = call_task_function(self, context)
-        return super().execute(context)
+        # Straight to the operator: it pushes its own XComs and returns the output. DecoratedOperator's output
+        # handling would read the function's return annotation (the input's type) as ``multiple_outputs`` for the
+        # output, and before Airflow 3.1 it needs an ``xcom_push`` method that the SDK's operators lack.
+        return AltaRunWorkflowOperator.execute(self, context)
 
 
 def alta_task(

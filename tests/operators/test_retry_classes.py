@@ -51,9 +51,9 @@ def test_only_what_a_retry_can_fix_is_retried(alta_emulator, monkeypatch, capsys
     assert SECRET_KEY not in out and "not-the-key" not in out
     # What `make demo` prints when its DAG fails: each task's error line, read from this same kind of log.
     errors = demo_task_errors(raw)
-    assert any(e.startswith("AltaAuthFailure: Alta rejected the API key") for e in errors)
-    assert any(e.startswith("AltaOutcomeUnknownFailure: ") for e in errors)
-    assert not any(e.startswith("airflow_provider_alta.") for e in errors)
+    assert any(e.startswith("AltaAuthFailure: Alta rejected the API key") for e in errors), errors
+    assert any(e.startswith("AltaOutcomeUnknownFailure: ") for e in errors), errors
+    assert not any(e.startswith("airflow_provider_alta.") for e in errors), errors
 
 
 def test_a_key_rejected_in_the_triggerer_fails_fast(alta_emulator, capsys):
