@@ -207,7 +207,7 @@ def finish_run(
     """Push the run's XComs, enforce the contracts, and return its output (as JSON text with ``"json"``).
 
     An output that XCom cannot carry as it is fails here, before Airflow pushes it: never a green task
-    whose downstream tasks cannot read its result. The run id stays stored, so a retry reattaches.
+    whose downstream tasks cannot read its result. The run id stays stored, so clearing the task reattaches.
     """
     if push:
         ti = context["ti"]
@@ -246,8 +246,7 @@ def finish_run(
             raise AltaUnsupportedOutputError(
                 f"Alta {run.describe()} SUCCEEDed, but its output cannot be pushed to XCom as it is: {unfit}. "
                 "Set output_format='json' on the task to receive it as JSON text (json.loads it downstream); "
-                "the run id is kept, so a retry or a clear of this task reattaches to the run instead of "
-                "paying for another",
+                "the run id is kept, so clearing this task then reattaches to the run instead of paying for another",
                 workflow_run_id=run.workflow_run_id,
             )
     return run.output
