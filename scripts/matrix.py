@@ -127,7 +127,16 @@ def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e" if e2e else "not e2e"]
+    args = [
+        str(python),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "e2e" if e2e else "not e2e and not distributed",
+    ]
     log = work.parent / ("pytest-e2e.log" if e2e else "pytest.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)

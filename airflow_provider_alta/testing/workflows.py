@@ -47,6 +47,8 @@ class WorkflowConfig:
     workflow_id: str = "wf-todaynews"
     input_schema: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(TODAY_NEWS_INPUT_SCHEMA))
     duration: float = 1.0
+    #: An input field whose number (seconds) sets that run's duration instead of ``duration``.
+    duration_field: str | None = None
     outcome: str = "succeed"  # or "fail"
     fail_probability: float = 0.0
     failure_message: str = "Node 'Summarise' failed: the model returned no content"
@@ -73,6 +75,13 @@ class WorkflowConfig:
         if not isinstance(config.webhook_copies, int) or config.webhook_copies < 0:
             raise ValueError("webhook_copies must be a whole number >= 0")
         return config
+
+    def duration_for(self, run_input: dict[str, Any]) -> float:
+        """How long a run of ``run_input`` lasts."""
+        value = run_input.get(self.duration_field) if self.duration_field else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        return self.duration
 
     def failed(self, rng: random.Random) -> bool:
         return self.outcome == "fail" or (self.fail_probability > 0 and rng.random() < self.fail_probability)
