@@ -11,6 +11,7 @@ the dependencies that existed when that Airflow was released
 
     python scripts/matrix.py                      # every version, e2e on the oldest and newest
     python scripts/matrix.py --versions 3.0.6 --e2e none
+    python scripts/matrix.py --versions 3.0.6 --e2e none --distributed 3.0.6
 """
 
 from __future__ import annotations
@@ -121,23 +122,25 @@ def summary_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
-    """One pytest session: the unit and ``dag.test()`` suites, or (``e2e``) the end-to-end suite."""
-    outcome = Outcome(release.version, "end to end" if e2e else "unit, dag.test")
+#: The pytest marker expression of each suite, and how the summary names it.
+SUITES = {
+    "unit": ("not e2e and not distributed", "unit, dag.test"),
+    "e2e": ("e2e", "end to end"),
+    "distributed": ("distributed", "production shape"),
+}
+
+
+def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
+    """One pytest session: the unit and ``dag.test()`` suites, the end-to-end suite, or the production-shape one."""
+    markers, title = SUITES[suite]
+    outcome = Outcome(release.version, title)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
+    if os.environ.get("ALTA_TESTS_REQUIRE_SERVICES"):
+        env["ALTA_TESTS_REQUIRE_SERVICES"] = os.environ["ALTA_TESTS_REQUIRE_SERVICES"]
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [
-        str(python),
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "-m",
-        "e2e" if e2e else "not e2e and not distributed",
-    ]
-    log = work.parent / ("pytest-e2e.log" if e2e else "pytest.log")
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers]
+    log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
     with log.open("w") as out:
@@ -145,7 +148,7 @@ def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
-            sys.stdout.write(f"[{release.version}{' e2e' if e2e else ''}] {line}")
+            sys.stdout.write(f"[{release.version}{'' if suite == 'unit' else ' ' + suite}] {line}")
         outcome.returncode = proc.wait()
     outcome.test_s = time.monotonic() - started
     counts = summary_counts(log.read_text())
@@ -172,6 +175,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", default=",".join(r.version for r in RELEASES), help="comma-separated")
     parser.add_argument("--e2e", default=",".join(DEFAULT_E2E), help="versions that also run e2e, or 'none'")
+    parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
     parser.add_argument("--jobs", type=int, default=1, help="unit suites run at once (end to end: one at a time)")
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
@@ -181,6 +185,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unsupported versions {sorted(unknown)}; supported: {[r.version for r in RELEASES]}")
     e2e = set() if options.e2e == "none" else set(options.e2e.split(","))
+    distributed = set() if options.distributed == "none" else set(options.distributed.split(","))
 
     started = time.monotonic()
     MATRIX.mkdir(exist_ok=True)
@@ -193,13 +198,14 @@ def main() -> int:
     # The unit suites mostly wait on the emulator and Airflow's in-process runs: ``--jobs`` of them share the
     # machine. The end-to-end suites run one at a time afterwards, each with a whole Airflow to itself.
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        units = [pool.submit(test, ready[r.version][0], works[r.version], r, False) for r in releases]
+        units = [pool.submit(test, ready[r.version][0], works[r.version], r, "unit") for r in releases]
         outcomes = [future.result() for future in units]
     for release, outcome in zip(releases, outcomes, strict=True):
         outcome.install_s = ready[release.version][1]
     for release in releases:
-        if release.version in e2e:
-            outcomes.append(test(ready[release.version][0], works[release.version], release, True))
+        for suite, wanted_here in (("e2e", e2e), ("distributed", distributed)):
+            if release.version in wanted_here:
+                outcomes.append(test(ready[release.version][0], works[release.version], release, suite))
     report = table(outcomes) + f"\n\nWheel: {wheel.name}; whole matrix {time.monotonic() - started:.0f} s.\n"
     (MATRIX / "summary.md").write_text(report)
     print("\n" + report)

@@ -66,13 +66,6 @@ SHAPE = Shape(
 DIST_SECRETS = (VOLUME_KEY, SYNC_KEY, BUDGET_KEY, LOSS_KEY, WEBHOOKS_KEY, RESTART_KEY, DIST_WEBHOOK_SECRET)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.distributed)
-
-
 @pytest.fixture(scope="session")
 def dist_stack() -> Iterator[Stack]:
     missing = services_reachable()

@@ -39,6 +39,8 @@ LOG_PATH = re.compile(
 )
 
 
+pytestmark = pytest.mark.distributed
+
 #: What one scenario hands a later one (the budget run overlaps the scenarios between them).
 SHARED: dict[str, Any] = {}
 
@@ -89,7 +91,7 @@ def test_volume_across_workers_and_a_triggerer_killed(stack):
         for job, count in held.items():
             seen[job] = max(seen[job], count)
         total = sum(held.values())
-        return total >= 50 and all(held.get(stack.triggerer_ids[n], 0) >= 0.25 * total for n in names)
+        return total >= 30 and all(held.get(stack.triggerer_ids[n], 0) >= 0.3 * total for n in names)
 
     wait_for(spread, 300, "both triggerers to hold a share of the deferred runs")
     held = held_triggers(stack)
@@ -135,7 +137,7 @@ def test_volume_across_workers_and_a_triggerer_killed(stack):
         }
     )
     assert len(orphans) >= 10
-    assert min(held.values()) >= 0.25 * sum(held.values())  # spread over both
+    assert min(held.values()) >= 0.3 * sum(held.values())  # spread over both
     assert len(trigger_logs) >= 2
     # The adoption waits for the dead triggerer's heartbeat to age past the 30 s health threshold.
     assert adopted_after <= 90

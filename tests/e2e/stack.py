@@ -79,8 +79,10 @@ def free_port() -> int:
 
 
 #: Where the distributed shape finds its services (the machine's own PostgreSQL and Redis).
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+PG_HOST, PG_USER = "127.0.0.1", "postgres"
+PG_PORT = int(os.environ.get("ALTA_TESTS_PG_PORT", "5432"))
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = int(os.environ.get("ALTA_TESTS_REDIS_PORT", "6379"))
 
 
 @dataclass(frozen=True)
@@ -374,9 +376,9 @@ class Stack:
             raise
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        tis: list[dict[str, Any]] = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")[
-            "task_instances"
-        ]
+        tis: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000"
+        )["task_instances"]
         return tis
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
