@@ -14,7 +14,8 @@ Where the API documentation is silent, the emulator chose:
   ``INVALID_REQUEST`` (so does one nested deeper than 128 levels); a body
   over 1 MiB 413 ``PAYLOAD_TOO_LARGE``;
 * an exhausted rate limit answers 429 ``RATE_LIMITED`` with ``Retry-After``
-  (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key;
+  (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key
+  (``rate_window_age`` and ``rate_used_before`` start a key's first window part spent);
 * webhooks: ``POST`` sends the query-result JSON; ``GET`` sends
   ``workflowRunId`` and ``status`` as query parameters; the caller's headers
   are sent as given, once per webhook when the run ends (a workflow's
@@ -266,7 +267,8 @@ class AltaEmulator:
         if workflow.rate_limit is None:
             return None, {}
         now = time.time()
-        start, used = self.windows.get(api_key, (now, 0))
+        # The key's first window may be under way already, with requests other clients spent in it.
+        start, used = self.windows.get(api_key, (now - workflow.rate_window_age, workflow.rate_used_before))
         if now >= start + workflow.rate_window:
             start, used = now, 0
         reset = start + workflow.rate_window

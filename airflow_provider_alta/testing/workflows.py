@@ -58,6 +58,9 @@ class WorkflowConfig:
     tokens: int = 1745
     rate_limit: int | None = None
     rate_window: float = 3600.0
+    #: How old the key's first window is when the emulator first sees the key, and what others spent in it.
+    rate_window_age: float = 0.0
+    rate_used_before: int = 0
     webhook_copies: int = 1  # deliveries per webhook: 0 loses them, 2 duplicates them
     webhook_delay: float = 0.0  # seconds between the run's end and the delivery
 

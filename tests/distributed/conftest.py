@@ -11,14 +11,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.distributed.figures import FIGURES
 from tests.e2e.stack import Shape, Stack, services_reachable
 
-#: Figures the scenarios measure, printed at the end of the session and written next to the checkout.
-FIGURES: dict[str, Any] = {}
 REPORT = Path(__file__).resolve().parents[2] / ".distributed" / "figures.json"
 
 VOLUME_KEY = "sk-dist-VOLUME-SECRET-1a2b3c"
@@ -30,6 +28,7 @@ RESTART_KEY = "sk-dist-RESTART-SECRET-6d7e8f"
 DIST_WEBHOOK_SECRET = "whs-dist-SECRET-9a0b1c2d3e"
 #: Requests per hour of the budget scenario's key (Alta's professional plan).
 BUDGET_LIMIT = 1000
+BUDGET_USED_BEFORE = 400
 
 SHAPE = Shape(
     distributed=True,
@@ -48,6 +47,9 @@ SHAPE = Shape(
                 "input_schema": None,
                 "rate_limit": BUDGET_LIMIT,
                 "rate_window": 3600.0,
+                # The hour is 55 minutes old and other clients spent 400 of it: the window resets mid-scenario.
+                "rate_window_age": 3300.0,
+                "rate_used_before": BUDGET_USED_BEFORE,
             },
         ),
         (LOSS_KEY, {"duration": 40.0}),
@@ -67,7 +69,7 @@ DIST_SECRETS = (VOLUME_KEY, SYNC_KEY, BUDGET_KEY, LOSS_KEY, WEBHOOKS_KEY, RESTAR
 
 
 @pytest.fixture(scope="session")
-def dist_stack() -> Iterator[Stack]:
+def dist_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     missing = services_reachable()
     if missing:
         reason = (
@@ -84,14 +86,18 @@ def dist_stack() -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        report(request)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def report(request: pytest.FixtureRequest) -> None:
+    """Write the scenarios' figures next to the checkout and show them at the end of the session's output."""
     if not FIGURES:
         return
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps(FIGURES, indent=2, sort_keys=True))
-    terminalreporter.section("production-shape figures")
-    for name, value in sorted(FIGURES.items()):
-        terminalreporter.write_line(f"{name}: {value}")
-    terminalreporter.write_line(f"(written to {REPORT})")
+    REPORT.write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str))
+    terminal = request.config.pluginmanager.getplugin("terminalreporter")
+    if terminal is not None:
+        terminal.section("production-shape figures")
+        for name, value in sorted(FIGURES.items()):
+            terminal.write_line(f"{name}: {value}")
+        terminal.write_line(f"(written to {REPORT})")

@@ -8,6 +8,7 @@ PostgreSQL and Redis are shared by everything on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,9 +131,15 @@ class Stack:
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop a service; ``SIGKILL`` takes every process it started with it (task processes run in process groups
+        of their own), as when its machine is lost."""
         proc = self.procs.pop(name, None)
         if proc is None:
             return
+        if sig == signal.SIGKILL:
+            for pid in descendants(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -297,22 +304,14 @@ class Stack:
         finally:
             conn.close()
 
-    def pids(self, name: str) -> list[int]:
-        """Every process of a service (its process group: the service and what it forked)."""
-        proc = self.procs[name]
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (FileNotFoundError, ProcessLookupError, IndexError):
-                continue
-            if int(fields[2]) == proc.pid:  # the process group id
-                found.append(int(stat.parent.name))
-        return found
-
     def service_of(self, pid: int, names: Iterable[str]) -> str | None:
-        """The service whose process group holds ``pid``."""
-        return next((name for name in names if name in self.procs and pid in self.pids(name)), None)
+        """The service that started ``pid`` (directly or through its children)."""
+        started = {self.procs[name].pid: name for name in names if name in self.procs}
+        while pid > 1:
+            if pid in started:
+                return started[pid]
+            pid = _stat(pid).get("ppid", 0)
+        return None
 
     def airflow(self, *args: str) -> str:
         done = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=180)
@@ -414,6 +413,29 @@ class Stack:
                 }
             )
         return runs
+
+
+def _stat(pid: int) -> dict[str, int]:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return {}
+    return {"ppid": int(fields[1]), "pgrp": int(fields[2])}
+
+
+def descendants(root: int) -> list[int]:
+    """Every living process below ``root``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        ppid = _stat(int(entry.name)).get("ppid")
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def services_reachable() -> str | None:

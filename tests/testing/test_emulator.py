@@ -136,3 +136,11 @@ def test_duration_field_sets_each_runs_duration(alta_emulator):
     assert post(alta_emulator.url, query, {"workflowRunId": usual["workflowRunId"]})[2]["status"] == "RUNNING"
     finished = post(alta_emulator.url, query, {"workflowRunId": quick["workflowRunId"]})[2]
     assert finished["workflowExecutionTime"] == 300
+
+
+def test_a_keys_first_window_can_be_under_way_already(alta_emulator):
+    alta_emulator.configure(rate_limit=1000, rate_window=3600.0, rate_window_age=3300.0, rate_used_before=400)
+    before = time.time()
+    _, headers, _ = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"topic": "x"}, "isAsync": True})
+    assert headers["X-RateLimit-Remaining"] == "599"
+    assert before + 295 <= int(headers["X-RateLimit-Reset"]) <= before + 302
