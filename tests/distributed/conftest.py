@@ -53,7 +53,7 @@ SHAPE = Shape(
             },
         ),
         (LOSS_KEY, {"duration": 40.0}),
-        (WEBHOOKS_KEY, {"duration": 25.0}),
+        (WEBHOOKS_KEY, {"duration": 60.0}),
         (RESTART_KEY, {"duration": 20.0, "duration_field": "seconds", "input_schema": None}),
     ),
     connections=(
@@ -69,7 +69,7 @@ DIST_SECRETS = (VOLUME_KEY, SYNC_KEY, BUDGET_KEY, LOSS_KEY, WEBHOOKS_KEY, RESTAR
 
 
 @pytest.fixture(scope="session")
-def dist_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+def dist_stack() -> Iterator[Stack]:
     missing = services_reachable()
     if missing:
         reason = (
@@ -86,18 +86,12 @@ def dist_stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-        report(request)
+        report()
 
 
-def report(request: pytest.FixtureRequest) -> None:
-    """Write the scenarios' figures next to the checkout and show them at the end of the session's output."""
+def report() -> None:
+    """Write the scenarios' figures next to the checkout (the session's summary shows them too)."""
     if not FIGURES:
         return
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(FIGURES, indent=2, sort_keys=True, default=str))
-    terminal = request.config.pluginmanager.getplugin("terminalreporter")
-    if terminal is not None:
-        terminal.section("production-shape figures")
-        for name, value in sorted(FIGURES.items()):
-            terminal.write_line(f"{name}: {value}")
-        terminal.write_line(f"(written to {REPORT})")
