@@ -210,24 +210,17 @@ def test_a_lost_worker_s_retry_reattaches_on_the_other_worker(stack):
 
 def test_webhooks_through_an_api_server_restart(stack):
     run_id = stack.trigger("dist_webhooks")
-    # Every run started and every task deferred (the first ones may have finished already).
-    wait_for(
-        lambda: (
-            invokes(stack, WEBHOOKS_KEY) == 50
-            and sum(states(stack, "dist_webhooks", run_id)[s] for s in ("deferred", "success")) == 50
-        ),
-        300,
-        "the 50 webhook runs to defer",
-    )
+    # Every run started (each task defers right after its invoke).
+    wait_for(lambda: invokes(stack, WEBHOOKS_KEY) == 50, 300, "the 50 webhook runs to start")
     # The budget's tasks have all invoked too: no task process is between an invoke and keeping its run id
     # while the API server is away.
     wait_for(lambda: invokes(stack, BUDGET_KEY) == 100, 300, "the budget's tasks to invoke")
     alta = [stack.emulator(f"/_emulator/runs/{r}") for r in xcom_run_ids(stack, "dist_webhooks", run_id)]
-    next_end = min(info["ends_at"] for info in alta if info["ends_at"] > time.time() + 1)
+    next_end = min([info["ends_at"] for info in alta if info["ends_at"] > time.time() + 1] or [time.time()])
     time.sleep(max(0.0, next_end - time.time() - 1))
     stack.kill("api-server", signal.SIGKILL)
     down_at = time.time()
-    time.sleep(8)
+    time.sleep(3)
     stack.start_api_server()
     wait_for(stack._healthy, 180, "the API server back")
     up_after = time.time() - down_at

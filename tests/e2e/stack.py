@@ -199,6 +199,8 @@ class Stack:
             # Airflow's default: a busy triggerer's heartbeat can lag several seconds behind on a loaded machine,
             # and a shorter threshold makes the two triggerers take each other's triggers back and forth.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
+            # Task processes ride out an API-server restart (about 15 s here) instead of failing after 5 tries.
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
         }
 
     def start(self) -> None:
