@@ -210,14 +210,13 @@ def test_a_lost_worker_s_retry_reattaches_on_the_other_worker(stack):
 
 def test_webhooks_through_an_api_server_restart(stack):
     run_id = stack.trigger("dist_webhooks")
-    # Every run started (each task defers right after its invoke).
-    wait_for(lambda: invokes(stack, WEBHOOKS_KEY) == 50, 300, "the 50 webhook runs to start")
-    # The budget's tasks have all invoked too: no task process is between an invoke and keeping its run id
-    # while the API server is away.
-    wait_for(lambda: invokes(stack, BUDGET_KEY) == 100, 300, "the budget's tasks to invoke")
-    alta = [stack.emulator(f"/_emulator/runs/{r}") for r in xcom_run_ids(stack, "dist_webhooks", run_id)]
-    next_end = min([info["ends_at"] for info in alta if info["ends_at"] > time.time() + 1] or [time.time()])
-    time.sleep(max(0.0, next_end - time.time() - 1))
+    # The API server goes down a second before the first run ends: the webhooks of the runs that end while it is
+    # away are lost.
+    wait_for(lambda: invokes(stack, WEBHOOKS_KEY) >= 1, 300, "the first webhook run to start")
+    key = key_id(WEBHOOKS_KEY)
+    stats = stack.emulator("/_emulator/stats")["request_log"]
+    first_end = min(e["at"] for e in stats if e["key"] == key and e["endpoint"] == "invoke") + 60
+    time.sleep(max(0.0, first_end - time.time() - 1))
     stack.kill("api-server", signal.SIGKILL)
     down_at = time.time()
     time.sleep(3)
@@ -303,7 +302,7 @@ def test_one_rate_limited_key_shared_by_every_process(stack):
     first_window = [e for e in log if e["at"] < resets_at]
     assert len(first_window) <= BUDGET_LIMIT - BUDGET_USED_BEFORE
     task_logs = "".join(p.read_text(errors="replace") for p in stack.home.glob("logs/dag_id=dist_budget/**/*.log"))
-    assert "RATE_LIMITED" not in task_logs and "429" not in re.sub(r"\d{5,}", "", task_logs)
+    assert "RATE_LIMITED" not in task_logs and "AltaRateLimitError" not in task_logs
     deferred = [run for run in stack.alta_runs("dist_budget", run_id, "deferred")]
     in_worker = [run for run in stack.alta_runs("dist_budget", run_id, "in_worker")]
     FIGURES.update(
