@@ -18,6 +18,8 @@ a TaskFlow function's call   ``DecoratedOperator.determine_kwargs``  ``KeywordPa
 a quiet "is there an XCom"    the slice request (``send`` channel)   a plain pull, which logs a missing XCom
 a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
                                                                      see :func:`resumed_by_an_earlier_try`
+``Stats`` (metrics)           ``airflow.sdk.observability.stats``    ``airflow.stats`` (3.0, 3.1), whose backend
+                              (3.2+), set up by ``initialize``       is chosen once, when it is first imported
 ============================  =====================================  =========================================
 
 ``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
@@ -75,10 +77,50 @@ __all__ = [
     "conf",
     "get_xcom",
     "pull_earlier_xcom",
+    "reset_stats",
     "resumed_by_an_earlier_try",
     "run_id_store",
     "set_xcom",
+    "stats",
 ]
+
+
+def stats() -> Any:
+    """Airflow's metrics client (``Stats``): ``incr``, ``gauge``, ``timing``, each taking ``tags=``.
+
+    Imported when a run has ended, never at DAG-parse time. Whatever backend the deployment configured in
+    ``[metrics]`` (StatsD, its Datadog or InfluxDB flavours, OpenTelemetry) receives what is sent here.
+    """
+    try:  # Airflow 3.2+
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.stats import Stats
+    return Stats
+
+
+def reset_stats() -> None:
+    """Rebuild Airflow's metrics client from the ``[metrics]`` configuration as it is now.
+
+    Airflow builds it once per process (at start-up on 3.2+, when ``airflow.stats`` is first imported on 3.0
+    and 3.1), so a configuration changed afterwards, as a test does, takes effect only after this.
+    """
+    client = stats()
+    try:  # Airflow 3.2+
+        from airflow.sdk.observability.metrics import stats_utils
+    except ImportError:  # Airflow 3.0, 3.1: the metaclass picks the backend in its __init__
+        meta = type(client)
+        if "factory" in vars(meta):
+            del meta.factory
+        meta.instance = None
+        meta.__init__(client)
+        return
+    get_factory: Any = stats_utils.get_stats_factory
+    factory = get_factory(client) if inspect.signature(get_factory).parameters else get_factory()  # 3.2: Stats
+    if "export_legacy_names" in inspect.signature(client.initialize).parameters:  # Airflow 3.3+
+        legacy = conf.getboolean("metrics", "legacy_names_on", fallback=True)
+        client.initialize(factory=factory, export_legacy_names=legacy)
+    else:
+        client.initialize(factory=factory)
 
 
 async def aget_connection(conn_id: str) -> Connection:
