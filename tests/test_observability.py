@@ -212,3 +212,80 @@ def test_openlineage_sensor_reports_the_run_it_waited_for(alta_emulator, tmp_pat
     assert (facet["status"], facet["workflowName"], facet["totalTokens"]) == ("SUCCEED", "todayNews", 1745)
     # The operator that only started the run did not finish it: no facet of its own.
     assert "alta_run" not in task_event(events, "start", "COMPLETE")["run"]["facets"]
+
+
+# -- The "Alta run" link -------------------------------------------------------------------------------------
+
+TEMPLATE = "https://app.example/runs/{workflow_run_id}?view=cost"
+
+
+def link_shown(result, task_id: str) -> str | None:
+    """The link as the API server shows it (REST ``.../links``, the UI): from the serialized DAG's task.
+
+    Airflow 3 asks the operator for the link in the worker when the task ends and stores the answer as an
+    XCom; the API server's task (a serialized one) reads that XCom back.
+    """
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    ti = result.ti(task_id)
+    task = SerializedDagModel.get_dag(ti.dag_id).get_task(task_id)
+    assert "Alta run" in task.extra_links
+    return task.get_extra_links(ti, "Alta run")
+
+
+def test_link_to_the_run_from_the_connection_template(alta_emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri(SECRET_KEY, run_url_template=TEMPLATE))
+    alta_emulator.configure(duration=0.2)
+    result = run_dag("t_sync")
+    assert result.state == "success"
+    run_id = result.xcom("run", "workflow_run_id")
+    expected = f"https://app.example/runs/{run_id}?view=cost"
+    assert result.xcom("run", "_link_AltaRunLink") == expected
+    assert link_shown(result, "run") == expected
+
+
+def test_link_of_a_failed_run_still_points_at_it(alta_emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri(SECRET_KEY, run_url_template=TEMPLATE))
+    alta_emulator.configure(duration=0.3, outcome="fail")
+    result = run_dag("t_failed")
+    assert result.state == "failed"
+    run_id = result.xcom("run", "workflow_run_id")
+    assert link_shown(result, "run") == f"https://app.example/runs/{run_id}?view=cost"
+
+
+def test_no_link_without_a_template_or_a_run(alta_emulator, monkeypatch):
+    alta_emulator.configure(duration=0.2)
+    assert not link_shown(run_dag("t_sync"), "run")  # no run_url_template on the connection
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", alta_emulator.connection_uri(SECRET_KEY, run_url_template=TEMPLATE))
+    result = run_dag("t_input_schema")  # refused before the invoke: no run id
+    assert result.state == "failed"
+    assert not link_shown(result, "run")
+
+
+def test_run_url_quotes_the_run_id():
+    from airflow_provider_alta.links import run_url
+
+    assert run_url(TEMPLATE, "a/b c?d") == "https://app.example/runs/a%2Fb%20c%3Fd?view=cost"
+    assert run_url(None, "run-1") == "" and run_url(TEMPLATE, None) == ""
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("https://app.example/runs/", "with {workflow_run_id} in it"),
+        ("app.example/runs/{workflow_run_id}", "must be an http(s) URL"),
+        (f"https://app.example/runs/{{workflow_run_id}}?key={SECRET_KEY}", "contains the API key"),
+    ],
+)
+def test_a_bad_run_url_template_is_refused(template, message):
+    from airflow_provider_alta.connection import AltaConnectionConfig
+    from airflow_provider_alta.exceptions import AltaValidationError
+
+    with pytest.raises(AltaValidationError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        AltaConnectionConfig.from_parts(
+            conn_id="alta_default",
+            host="https://altatech.ai",
+            password=SECRET_KEY,
+            extra={"run_url_template": template},
+        )
+    assert SECRET_KEY not in str(err.value)
