@@ -111,7 +111,7 @@ def reset_stats() -> None:
         meta = type(client)
         if "factory" in vars(meta):
             del meta.factory
-        meta.instance = None
+        client.instance = None  # the backend is kept on the ``Stats`` class itself, not on its metaclass
         meta.__init__(client)
         return
     get_factory: Any = stats_utils.get_stats_factory
