@@ -142,6 +142,36 @@ def test_a_run_that_never_started_sends_no_run_metrics(alta_emulator, statsd):
     assert statsd.alta() == []
 
 
+TRIGGERER_EMIT = """
+import asyncio
+import airflow.jobs.triggerer_job_runner  # what a triggerer process imports: Airflow sets its metrics up
+from airflow_provider_alta.metrics import emit_run_metrics
+from airflow_provider_alta.models import WorkflowRun
+
+run = WorkflowRun.from_response(
+    {"workflowRunId": "r-1", "status": "SUCCEED", "workflowName": "todayNews", "totalCost": 0.5, "totalTokens": 7}
+)
+
+async def finish() -> None:  # as a trigger ending its task would, inside the triggerer's event loop
+    emit_run_metrics(run, dag_id="d", task_id="t", conn_id="alta_default", queries=3)
+
+asyncio.run(finish())
+"""
+
+
+def test_a_triggerer_process_sends_the_metrics_without_any_reset(statsd):
+    """The emit needs no task context: in a triggerer process, Airflow's own set-up of ``Stats`` carries it."""
+    env = {**os.environ, "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True"}
+    subprocess.run([sys.executable, "-c", TRIGGERER_EMIT], env=env, check=True, timeout=120)
+    tags = {"dag_id": "d", "task_id": "t", "conn_id": "alta_default", "workflow": "todayNews", "status": "SUCCEED"}
+    assert by_name(statsd.alta()) == {
+        "airflow.alta.run.status.succeed": [(tags, 1.0, "c")],
+        "airflow.alta.run.cost": [(tags, 0.5, "c")],
+        "airflow.alta.run.tokens": [(tags, 7.0, "c")],
+        "airflow.alta.run.queries": [(tags, 3.0, "c")],  # no execution time reported: no timer sent
+    }
+
+
 # -- OpenLineage ---------------------------------------------------------------------------------------------
 
 
