@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,12 +91,27 @@ def stats() -> Any:
 
     Imported when a run has ended, never at DAG-parse time. Whatever backend the deployment configured in
     ``[metrics]`` (StatsD, its Datadog or InfluxDB flavours, OpenTelemetry) receives what is sent here.
+    On 3.2+ the Task SDK's client is set up by each process that uses it (a task's runner, the SDK's
+    serializers); a process that has not (a 3.2 triggerer, whose own metrics use core's client) gets it set up
+    here from the same configuration, so that a trigger's metrics are not silently dropped.
     """
     try:  # Airflow 3.2+
         from airflow.sdk.observability.stats import Stats
-    except ImportError:  # Airflow 3.0, 3.1
+    except ImportError:  # Airflow 3.0, 3.1: set up from the configuration when first imported
         from airflow.stats import Stats
+
+        return Stats
+    if _never_set_up(Stats):
+        reset_stats()
     return Stats
+
+
+def _never_set_up(client: Any) -> bool:
+    """Whether nothing in this process has set the Task SDK's metrics client up (it would send nothing)."""
+    state = sys.modules.get(getattr(client.initialize, "__module__", ""))
+    if state is not None and hasattr(state, "_factory"):  # Airflow 3.3+: module-level state
+        return state._factory is None
+    return vars(client).get("factory") is None  # Airflow 3.2: kept on the Stats class
 
 
 def reset_stats() -> None:
@@ -104,11 +120,13 @@ def reset_stats() -> None:
     Airflow builds it once per process (at start-up on 3.2+, when ``airflow.stats`` is first imported on 3.0
     and 3.1), so a configuration changed afterwards, as a test does, takes effect only after this.
     """
-    client = stats()
+    client: Any
     try:  # Airflow 3.2+
         from airflow.sdk.observability.metrics import stats_utils
+        from airflow.sdk.observability.stats import Stats as client
     except ImportError:  # Airflow 3.0, 3.1: the metaclass picks the backend in its __init__
-        meta = type(client)
+        client = stats()
+        meta: Any = type(client)
         if "factory" in vars(meta):
             del meta.factory
         client.instance = None  # the backend is kept on the ``Stats`` class itself, not on its metaclass
