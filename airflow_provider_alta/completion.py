@@ -228,10 +228,11 @@ def finish_run(
     fails here, before Airflow pushes it: never a green task whose downstream tasks cannot read its result.
     The run id stays stored, so clearing the task reattaches. ``queries`` is what the task sent for the run.
     """
-    ti = context["ti"]
+    ti = context.get("ti")
     dag_id, task_id = getattr(ti, "dag_id", ""), getattr(ti, "task_id", "")
     emit_run_metrics(run, dag_id=dag_id, task_id=task_id, conn_id=conn_id, queries=queries, log=log)
     if push:
+        ti = context["ti"]
         for key, value in xcom_values(run).items():
             ti.xcom_push(key=key, value=value)
     seconds = (run.execution_time_ms or 0) / 1000
