@@ -4,6 +4,14 @@ Every hook and trigger in a process that uses the same key reads and feeds
 the same :class:`RateBudget`, so 200 deferred tasks on a free-tier key share
 its quota instead of each believing it owns it. Keys are never stored: the
 registry is indexed by a one-way fingerprint.
+
+Other processes (a second triggerer, the workers' task processes) spend the
+same key unseen. Every answer's ``X-RateLimit-Remaining`` counts their
+requests too, so the budget compares how far the server's figure fell with
+how many requests this process sent meanwhile: that is this process' share of
+the key's traffic, and its pollers stand for ``pollers / share`` pollers in
+all. Spacing polls for that many keeps every process together on the even
+pace instead of each one spending the window at its own full rate.
 """
 
 from __future__ import annotations
@@ -41,6 +49,10 @@ class RateBudget:
 
     #: Requests left untouched by polling, kept for invokes and retries.
     reserve_fraction = 0.05
+    #: Requests the server must have counted in a window before this process' share of them is trusted.
+    share_sample = 10
+    #: The smallest share believed (a process that sent almost nothing still counts as one of 50).
+    min_share = 0.02
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -49,6 +61,10 @@ class RateBudget:
         self.reset_at: float | None = None
         self.blocked_until: float | None = None
         self.pollers = 0
+        # This window's first and latest server figures, and what this process sent after the first one.
+        self._server_first: int | None = None
+        self._server_latest: int | None = None
+        self._sent_since_first = 0
 
     def snapshot(self) -> BudgetSnapshot:
         with self._lock:
@@ -68,6 +84,11 @@ class RateBudget:
                     self.remaining = min(self.remaining, info.remaining)
                 else:
                     self.remaining = info.remaining
+                if same_window and self._server_latest is not None:
+                    self._server_latest = min(self._server_latest, info.remaining)
+                else:
+                    self._server_first = self._server_latest = info.remaining
+                    self._sent_since_first = 0
             if info.reset_at is not None:
                 self.reset_at = info.reset_at
 
@@ -91,8 +112,25 @@ class RateBudget:
             # A new window began; its figures are unknown until the next answer.
             self.remaining = None
             self.reset_at = None
+            self._server_first = self._server_latest = None
+            self._sent_since_first = 0
         if self.blocked_until is not None and now >= self.blocked_until:
             self.blocked_until = None
+
+    def share(self) -> float:
+        """This process' share of the key's traffic in the current window (1.0 until the server has counted
+        enough requests to tell)."""
+        with self._lock:
+            return self._share()
+
+    def _share(self) -> float:
+        if self._server_first is None or self._server_latest is None:
+            return 1.0
+        counted = self._server_first - self._server_latest
+        if counted < self.share_sample or self._sent_since_first <= 0:
+            return 1.0
+        # Requests still in flight are in ours, not yet in the server's count: the share can only look larger.
+        return max(self.min_share, min(1.0, self._sent_since_first / counted))
 
     def _reserve(self) -> int:
         return int(self.limit * self.reserve_fraction) if self.limit else 0
@@ -110,7 +148,9 @@ class RateBudget:
                 return window_left
             # Fewer requests left than pollers: those that miss out wait for the new window, not beyond it
             # (``acquire`` still holds back any poll the new window cannot pay for).
-            return window_left * min(1.0, max(1, self.pollers) / usable)
+            # Our pollers are this share of everyone polling on the key, in every process.
+            everyone = max(1, self.pollers) / self._share()
+            return window_left * min(1.0, everyone / usable)
 
     def acquire(self, now: float | None = None, *, for_poll: bool = True) -> float:
         """Take one request from the budget; return 0, or the seconds to wait before trying again.
@@ -131,6 +171,8 @@ class RateBudget:
                     if for_poll:
                         return 1.0
                 self.remaining -= 1
+            if self._server_first is not None:
+                self._sent_since_first += 1
             return 0.0
 
 

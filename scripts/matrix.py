@@ -11,6 +11,7 @@ the dependencies that existed when that Airflow was released
 
     python scripts/matrix.py                      # every version, e2e on the oldest and newest
     python scripts/matrix.py --versions 3.0.6 --e2e none
+    python scripts/matrix.py --versions 3.0.6 --e2e none --distributed 3.0.6
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ class Release:
     exclude_newer: str | None
     #: Pins on top of the date, where the date alone picks a broken combination.
     pins: tuple[str, ...] = ()
+    #: About how long its unit suite takes here (minutes): with ``--jobs``, the longest start first.
+    unit_minutes: float = 10.0
 
 
 RELEASES = (
     # Airflow 3.0 draws a provider's connection form fields only with the FAB provider (flask-appbuilder, wtforms).
-    Release("3.0.6", "2025-08-30", ("apache-airflow-providers-fab",)),
-    Release("3.1.8", "2026-03-20"),
-    Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26")),
-    Release("3.3.2", None),
+    Release("3.0.6", "2025-08-30", ("apache-airflow-providers-fab",), unit_minutes=8),
+    Release("3.1.8", "2026-03-20", unit_minutes=11),
+    Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26"), unit_minutes=13),
+    Release("3.3.2", None, unit_minutes=6),
 )
 DEFAULT_E2E = (RELEASES[0].version, RELEASES[-1].version)
 
@@ -121,14 +124,25 @@ def summary_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
-    """One pytest session: the unit and ``dag.test()`` suites, or (``e2e``) the end-to-end suite."""
-    outcome = Outcome(release.version, "end to end" if e2e else "unit, dag.test")
+#: The pytest marker expression of each suite, and how the summary names it.
+SUITES = {
+    "unit": ("not e2e and not distributed", "unit, dag.test"),
+    "e2e": ("e2e", "end to end"),
+    "distributed": ("distributed", "production shape"),
+}
+
+
+def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
+    """One pytest session: the unit and ``dag.test()`` suites, the end-to-end suite, or the production-shape one."""
+    markers, title = SUITES[suite]
+    outcome = Outcome(release.version, title)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
+    if os.environ.get("ALTA_TESTS_REQUIRE_SERVICES"):
+        env["ALTA_TESTS_REQUIRE_SERVICES"] = os.environ["ALTA_TESTS_REQUIRE_SERVICES"]
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "e2e" if e2e else "not e2e"]
-    log = work.parent / ("pytest-e2e.log" if e2e else "pytest.log")
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers]
+    log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
     with log.open("w") as out:
@@ -136,7 +150,7 @@ def test(python: Path, work: Path, release: Release, e2e: bool) -> Outcome:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
-            sys.stdout.write(f"[{release.version}{' e2e' if e2e else ''}] {line}")
+            sys.stdout.write(f"[{release.version}{'' if suite == 'unit' else ' ' + suite}] {line}")
         outcome.returncode = proc.wait()
     outcome.test_s = time.monotonic() - started
     counts = summary_counts(log.read_text())
@@ -163,6 +177,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", default=",".join(r.version for r in RELEASES), help="comma-separated")
     parser.add_argument("--e2e", default=",".join(DEFAULT_E2E), help="versions that also run e2e, or 'none'")
+    parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
     parser.add_argument("--jobs", type=int, default=1, help="unit suites run at once (end to end: one at a time)")
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
@@ -172,6 +187,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unsupported versions {sorted(unknown)}; supported: {[r.version for r in RELEASES]}")
     e2e = set() if options.e2e == "none" else set(options.e2e.split(","))
+    distributed = set() if options.distributed == "none" else set(options.distributed.split(","))
 
     started = time.monotonic()
     MATRIX.mkdir(exist_ok=True)
@@ -184,13 +200,15 @@ def main() -> int:
     # The unit suites mostly wait on the emulator and Airflow's in-process runs: ``--jobs`` of them share the
     # machine. The end-to-end suites run one at a time afterwards, each with a whole Airflow to itself.
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        units = [pool.submit(test, ready[r.version][0], works[r.version], r, False) for r in releases]
-        outcomes = [future.result() for future in units]
+        longest_first = sorted(releases, key=lambda r: -r.unit_minutes)
+        units = {r.version: pool.submit(test, ready[r.version][0], works[r.version], r, "unit") for r in longest_first}
+        outcomes = [units[r.version].result() for r in releases]
     for release, outcome in zip(releases, outcomes, strict=True):
         outcome.install_s = ready[release.version][1]
     for release in releases:
-        if release.version in e2e:
-            outcomes.append(test(ready[release.version][0], works[release.version], release, True))
+        for suite, wanted_here in (("e2e", e2e), ("distributed", distributed)):
+            if release.version in wanted_here:
+                outcomes.append(test(ready[release.version][0], works[release.version], release, suite))
     report = table(outcomes) + f"\n\nWheel: {wheel.name}; whole matrix {time.monotonic() - started:.0f} s.\n"
     (MATRIX / "summary.md").write_text(report)
     print("\n" + report)

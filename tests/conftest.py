@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,13 @@ def alta_conn(alta_emulator, monkeypatch) -> Iterator[str]:
     alta_emulator.api_key = SECRET_KEY
     yield "alta_default"
     reset_budgets()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The production-shape scenarios' figures, when they ran (tests/distributed)."""
+    from tests.distributed.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("production-shape figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")

@@ -204,3 +204,70 @@ def test_a_resume_with_an_earlier_tries_event_is_recognised():
     assert resumed_by_an_earlier_try(second_try, 1) is True
     assert resumed_by_an_earlier_try(second_try, 2) is False
     assert resumed_by_an_earlier_try(second_try, None) is False  # deferred before the try was recorded
+
+
+def _share_one_key(budgets: list[tuple[RateBudget, int]], *, limit: int, window: float, until: float) -> list[int]:
+    """Pollers in several processes (one budget each) polling one key's fixed window; the server's count at
+    every tenth of ``until``. Each answer carries the server's figures, as Alta's do."""
+    server = {"used": 0}
+    due = []
+    for budget, pollers in budgets:
+        for _ in range(pollers):
+            budget.register_poller()
+        due += [[0.0, budget] for _ in range(pollers)]
+    marks: list[int] = []
+    while (now := min(entry[0] for entry in due)) < until:
+        for entry in due:
+            if entry[0] > now:
+                continue
+            budget = entry[1]
+            wait = budget.acquire(now)
+            if wait > 0:
+                entry[0] = now + wait
+                continue
+            assert server["used"] < limit, "a request the key could not pay for (429)"
+            server["used"] += 1
+            headers = {
+                "X-RateLimit-Limit": str(limit),
+                "X-RateLimit-Remaining": str(limit - server["used"]),
+                "X-RateLimit-Reset": str(int(window)),
+            }
+            budget.observe(parse_rate_limit(headers))
+            entry[0] = now + max(1.0, budget.poll_spacing(now))
+        while len(marks) < 10 and now >= (len(marks) + 1) * until / 10:
+            marks.append(server["used"])
+    return [*marks, *[server["used"]] * (10 - len(marks))]
+
+
+class _PerProcessOnly(RateBudget):
+    """The budget without the share estimate: each process spaces polls for its own pollers only."""
+
+    def _share(self) -> float:
+        return 1.0
+
+
+@pytest.mark.parametrize("processes", [[50, 50], [48, 48, 1, 1, 1, 1]])
+def test_processes_sharing_one_key_keep_the_even_pace_together(processes):
+    """Two triggerers (and a worker's task processes) on one 1,000/h key: together they spend the window at the
+    pace one process alone would, instead of each at its own full rate."""
+    shared = _share_one_key([(RateBudget(), n) for n in processes], limit=1000, window=3600, until=3599)
+    alone = _share_one_key([(_PerProcessOnly(), n) for n in processes], limit=1000, window=3600, until=3599)
+    half, four_fifths = 4, 7  # the server's count at 50 % and 80 % of the window
+    assert shared[half] <= 0.6 * 1000 and shared[four_fifths] <= 0.9 * 950, shared
+    assert shared[-1] >= 0.8 * 950, shared  # the window's requests are still used, only spread
+    # Per process only, each spends at its own full rate: the key is dry long before the window ends.
+    assert alone[four_fifths] >= 940, alone
+
+
+def test_a_process_learns_its_share_of_the_keys_traffic():
+    budget = RateBudget()
+    budget.observe(parse_rate_limit({"X-RateLimit-Remaining": "900", "X-RateLimit-Reset": "3600"}))
+    assert budget.share() == 1.0
+    for _ in range(5):
+        budget.acquire(now=0)
+    # The server counted 20 requests meanwhile, 5 of them ours: a quarter of the key's traffic.
+    budget.observe(parse_rate_limit({"X-RateLimit-Remaining": "880", "X-RateLimit-Reset": "3600"}))
+    assert budget.share() == pytest.approx(0.25)
+    budget.register_poller()
+    assert budget.poll_spacing(now=0) == pytest.approx(3600 * 4 / 880)  # it spaces polls for 4 pollers
+    assert budget.acquire(now=3601) == 0 and budget.share() == 1.0  # a new window starts afresh

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
@@ -21,7 +21,12 @@ from airflow_provider_alta.completion import (
     queries_sent,
     run_from_event,
 )
-from airflow_provider_alta.exceptions import AltaInvokeOutcomeUnknownError, AltaNotFoundError, AltaValidationError
+from airflow_provider_alta.exceptions import (
+    AltaError,
+    AltaInvokeOutcomeUnknownError,
+    AltaNotFoundError,
+    AltaValidationError,
+)
 from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.lineage import RunLineageMixin
@@ -58,6 +63,8 @@ __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
 #: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
+#: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
+SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
 #: The XCom holding the execution times (ms) of the task's last successful runs.
 XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
 #: How many past execution times the duration-aware schedule remembers.
@@ -442,7 +449,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         store = run_id_store(context, STATE_KEY) if self.durable else None
         # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
-        if stored:
+        if stored and stored.startswith(SYNC_INVOKE_MARK):
+            self._after_a_lost_synchronous_invoke(stored, store)
+        elif stored:
             try:
                 previous = self.hook.get_run(stored)
             except AltaNotFoundError:
@@ -463,6 +472,10 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 "Invoking the Alta workflow of connection %r synchronously: one request that lasts as long as the run",
                 self.alta_conn_id,
             )
+        if store is not None and not self.asynchronous:
+            # Alta names a synchronous run only when it ends: if this worker is lost meanwhile, the mark tells the
+            # retry that a paid run may exist that nobody can find.
+            store.set(f"{SYNC_INVOKE_MARK}{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
         try:
             run = self.hook.invoke_workflow(
                 self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks
@@ -472,11 +485,32 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
             if store is not None and err.workflow_run_id:
                 self._keep_run_id(store, err.workflow_run_id)
             raise
+        except AltaError:
+            if store is not None and not self.asynchronous:
+                store.clear()  # any other Alta error means no run started: a retry may invoke
+            raise
         if self.asynchronous:  # a synchronous run has ended by now: finishing it logs the one closing line
             self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
         if store is not None:
             self._keep_run_id(store, run.workflow_run_id)
         return run
+
+    def _after_a_lost_synchronous_invoke(self, mark: str, store: RunIdStore) -> None:
+        """A previous try was lost while its synchronous invoke was open: refuse to pay twice, unless allowed."""
+        since = mark.removeprefix(SYNC_INVOKE_MARK)
+        if not self.retry_on_unknown_outcome:
+            store.clear()  # this try decides; clearing the task afterwards is the user's choice of a new run
+            raise AltaInvokeOutcomeUnknownError(
+                f"A previous try of this task was lost during its synchronous invoke (sent at {since}); Alta names "
+                "a synchronous run only when it ends, so that run, which may have been paid for, cannot be found "
+                "and this try does not start a second one. run_async=True or deferrable=True get the run's id at "
+                "once, so a retry after a lost worker reattaches to it"
+            )
+        self.log.warning(
+            "A previous try was lost during its synchronous invoke (sent at %s); its run cannot be found: starting "
+            "a new run (retry_on_unknown_outcome=True)",
+            since,
+        )
 
     def _keep_run_id(self, store: RunIdStore, workflow_run_id: str) -> None:
         store.set(workflow_run_id)

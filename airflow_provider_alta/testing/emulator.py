@@ -14,13 +14,15 @@ Where the API documentation is silent, the emulator chose:
   ``INVALID_REQUEST`` (so does one nested deeper than 128 levels); a body
   over 1 MiB 413 ``PAYLOAD_TOO_LARGE``;
 * an exhausted rate limit answers 429 ``RATE_LIMITED`` with ``Retry-After``
-  (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key;
+  (seconds) and the ``X-RateLimit-*`` headers; limits are fixed windows per key
+  (``rate_window_age`` and ``rate_used_before`` start a key's first window part spent);
 * webhooks: ``POST`` sends the query-result JSON; ``GET`` sends
   ``workflowRunId`` and ``status`` as query parameters; the caller's headers
   are sent as given, once per webhook when the run ends (a workflow's
   ``webhook_copies`` and ``webhook_delay`` lose, repeat or delay them);
 * runs stay queryable for the emulator's lifetime; a run is PENDING for its
-  first tenth (at most 0.2 s), then RUNNING until its duration has passed.
+  first tenth (at most 0.2 s), then RUNNING until its duration has passed
+  (a workflow's ``duration_field`` lets each run's input set its duration).
 
 Control endpoints under ``/_emulator/`` (not counted, no key needed) let tests
 configure workflows, inject faults and read counters; see
@@ -166,7 +168,10 @@ class AltaEmulator:
     # -- API ---------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.StreamResponse:
         endpoint = _PATHS[request.path]
-        entry: dict[str, Any] = {"endpoint": endpoint, "at": time.time(), "status": None}
+        auth = request.headers.get("Authorization", "")
+        # Which key sent it, as the one-way label the stats use (never the key).
+        key = key_id(auth[7:].strip()) if auth.startswith("Bearer ") else None
+        entry: dict[str, Any] = {"endpoint": endpoint, "at": time.time(), "status": None, "key": key}
         self.request_log.append(entry)
         raw = await request.read()  # read first: a delayed answer's client may be gone later
         fault = self._take_fault(endpoint)
@@ -262,7 +267,8 @@ class AltaEmulator:
         if workflow.rate_limit is None:
             return None, {}
         now = time.time()
-        start, used = self.windows.get(api_key, (now, 0))
+        # The key's first window may be under way already, with requests other clients spent in it.
+        start, used = self.windows.get(api_key, (now - workflow.rate_window_age, workflow.rate_used_before))
         if now >= start + workflow.rate_window:
             start, used = now, 0
         reset = start + workflow.rate_window
@@ -306,7 +312,7 @@ class AltaEmulator:
         run = Run(
             run_id=str(uuid.uuid4()),
             api_key=api_key,
-            workflow=WorkflowConfig(**vars(workflow)),
+            workflow=WorkflowConfig(**{**vars(workflow), "duration": workflow.duration_for(run_input)}),
             input=run_input,
             is_async=is_async,
             created_at=time.time(),
@@ -315,7 +321,7 @@ class AltaEmulator:
         )
         self.runs[run.run_id] = run
         if not is_async:
-            await asyncio.sleep(workflow.duration)
+            await asyncio.sleep(run.workflow.duration)
             return web.json_response(run.body(max(time.time(), run.ends_at)), headers=headers)
         if webhooks:
             task = asyncio.get_running_loop().create_task(self._deliver_later(run))

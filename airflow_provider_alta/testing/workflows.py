@@ -47,6 +47,8 @@ class WorkflowConfig:
     workflow_id: str = "wf-todaynews"
     input_schema: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(TODAY_NEWS_INPUT_SCHEMA))
     duration: float = 1.0
+    #: An input field whose number (seconds) sets that run's duration instead of ``duration``.
+    duration_field: str | None = None
     outcome: str = "succeed"  # or "fail"
     fail_probability: float = 0.0
     failure_message: str = "Node 'Summarise' failed: the model returned no content"
@@ -56,6 +58,9 @@ class WorkflowConfig:
     tokens: int = 1745
     rate_limit: int | None = None
     rate_window: float = 3600.0
+    #: How old the key's first window is when the emulator first sees the key, and what others spent in it.
+    rate_window_age: float = 0.0
+    rate_used_before: int = 0
     webhook_copies: int = 1  # deliveries per webhook: 0 loses them, 2 duplicates them
     webhook_delay: float = 0.0  # seconds between the run's end and the delivery
 
@@ -73,6 +78,13 @@ class WorkflowConfig:
         if not isinstance(config.webhook_copies, int) or config.webhook_copies < 0:
             raise ValueError("webhook_copies must be a whole number >= 0")
         return config
+
+    def duration_for(self, run_input: dict[str, Any]) -> float:
+        """How long a run of ``run_input`` lasts."""
+        value = run_input.get(self.duration_field) if self.duration_field else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        return self.duration
 
     def failed(self, rng: random.Random) -> bool:
         return self.outcome == "fail" or (self.fail_probability > 0 and rng.random() < self.fail_probability)

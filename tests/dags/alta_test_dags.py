@@ -29,6 +29,21 @@ class CrashesOnFirstTry(AltaRunWorkflowOperator):
         return run
 
 
+class LostDuringSynchronousInvoke(AltaRunWorkflowOperator):
+    """Simulates a worker lost while its synchronous invoke is open (try 1 only): the run starts, no id comes back."""
+
+    def execute(self, context: Any) -> Any:
+        if context["ti"].try_number == 1:
+            invoke = self.hook.invoke_workflow
+
+            def lost(*args: Any, **kwargs: Any) -> Any:
+                invoke(*args, **kwargs)
+                raise RuntimeError("worker lost during the synchronous invoke")
+
+            self.hook.invoke_workflow = lost  # type: ignore[method-assign]
+        return super().execute(context)
+
+
 def dag(dag_id: str) -> DAG:
     return DAG(dag_id, schedule=None, start_date=START, catchup=False, tags=["alta-test"])
 
@@ -92,6 +107,18 @@ with dag("t_mapped") as t_mapped:
 with dag("t_durable_live") as t_durable_live:
     CrashesOnFirstTry(
         task_id="run", input={"topic": "AI"}, run_async=True, retries=1, retry_delay=datetime.timedelta(0), **FAST
+    )
+
+with dag("t_sync_lost") as t_sync_lost:
+    LostDuringSynchronousInvoke(task_id="run", input={"topic": "AI"}, retries=1, retry_delay=datetime.timedelta(0))
+
+with dag("t_sync_lost_pay_again") as t_sync_lost_pay_again:
+    LostDuringSynchronousInvoke(
+        task_id="run",
+        input={"topic": "AI"},
+        retries=1,
+        retry_delay=datetime.timedelta(0),
+        retry_on_unknown_outcome=True,
     )
 
 with dag("t_durable_finished") as t_durable_finished:

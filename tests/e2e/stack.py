@@ -1,7 +1,14 @@
-"""A real Airflow on 127.0.0.1: emulator, api-server, scheduler, dag-processor, triggerer."""
+"""A real Airflow on 127.0.0.1: emulator, api-server, scheduler, dag-processor, triggerer(s), and workers.
+
+Two shapes, one module: ``local`` (SQLite, LocalExecutor, one triggerer) and ``distributed`` (a fresh PostgreSQL
+database, CeleryExecutor on Redis, two triggerers and two Celery workers), the way teams run Airflow at volume.
+The distributed shape makes its own uniquely named database and Redis key prefix, and removes both at the end:
+PostgreSQL and Redis are shared by everything on the machine.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +19,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,10 +79,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Where the distributed shape finds its services (the machine's own PostgreSQL and Redis).
+PG_HOST, PG_USER = "127.0.0.1", "postgres"
+PG_PORT = int(os.environ.get("ALTA_TESTS_PG_PORT", "5432"))
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = int(os.environ.get("ALTA_TESTS_REDIS_PORT", "6379"))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Which Airflow the stack runs."""
+
+    distributed: bool = False
+    triggerers: int = 1
+    workers: int = 0
+    #: Task slots: the LocalExecutor's parallelism, or each Celery worker's concurrency.
+    slots: int = 4
+    #: DAG files from ``tests/e2e/dags`` (the example DAGs are always there).
+    dag_files: tuple[str, ...] = ("e2e_dags.py",)
+    #: Emulator workflows by API key, on top of the local shape's.
+    workflows: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: Extra connections: (conn id, API key, extras).
+    connections: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+
+
+LOCAL = Shape()
+
+
 class Stack:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, shape: Shape = LOCAL) -> None:
         self.home = home
+        self.shape = shape
+        tag = uuid.uuid4().hex[:10]
+        #: The distributed shape's own database and Redis key prefix.
+        self.database = f"alta_e2e_{tag}"
+        self.redis_prefix = f"alta-e2e-{tag}:"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        #: The distributed shape's triggerers by name: their job ids (the trigger table's ``triggerer_id``).
+        self.triggerer_ids: dict[str, int] = {}
         self.api_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.token = ""
@@ -87,9 +131,15 @@ class Stack:
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop a service; ``SIGKILL`` takes every process it started with it (task processes run in process groups
+        of their own), as when its machine is lost."""
         proc = self.procs.pop(name, None)
         if proc is None:
             return
+        if sig == signal.SIGKILL:
+            for pid in descendants(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -100,13 +150,64 @@ class Stack:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
-    def start_triggerer(self) -> None:
-        self.spawn("triggerer", [str(BIN / "airflow"), "triggerer", "--skip-serve-logs"])
+    def start_triggerer(self, name: str = "triggerer") -> None:
+        known = self._triggerer_jobs() if self.shape.distributed else set()
+        self.spawn(name, [str(BIN / "airflow"), "triggerer", "--skip-serve-logs"])
+        if self.shape.distributed:
+            # One at a time, so each triggerer's job id (what the trigger table names) is known.
+            wait_for(lambda: self._triggerer_jobs() - known, 180, f"{name} to register")
+            self.triggerer_ids[name] = max(self._triggerer_jobs() - known)
+
+    def _triggerer_jobs(self) -> set[int]:
+        return {row[0] for row in self.sql("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
+
+    def start_worker(self, name: str) -> None:
+        """A Celery worker (its own log server off: several share this host)."""
+        args = ["celery", "worker", "--skip-serve-logs", "--concurrency", str(self.shape.slots)]
+        self.spawn(name, [str(BIN / "airflow"), *args, "--celery-hostname", f"{name}@%h"])
+
+    def start_api_server(self) -> None:
+        self.spawn("api-server", [str(BIN / "airflow"), "api-server"])
+
+    def start_scheduler(self) -> None:
+        self.spawn("scheduler", [str(BIN / "airflow"), "scheduler", "--skip-serve-logs"])
+
+    @property
+    def triggerer_names(self) -> list[str]:
+        return (
+            ["triggerer"]
+            if self.shape.triggerers == 1
+            else [f"triggerer-{i + 1}" for i in range(self.shape.triggerers)]
+        )
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [f"worker-{i + 1}" for i in range(self.shape.workers)]
+
+    def _distributed_env(self) -> dict[str, str]:
+        """PostgreSQL for the metadata and Celery's results, Redis (under this stack's key prefix) as the broker."""
+        db_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}",
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": self.redis_prefix,
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.shape.slots),
+            "AIRFLOW__CORE__PARALLELISM": str(2 * self.shape.slots * max(1, self.shape.workers)),
+            # Airflow's default: a busy triggerer's heartbeat can lag several seconds behind on a loaded machine,
+            # and a shorter threshold makes the two triggerers take each other's triggers back and forth.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
+            # Task processes ride out an API-server restart (about 15 s here) instead of failing after 5 tries.
+            "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+        }
 
     def start(self) -> None:
         dags = self.home / "dags"
         dags.mkdir(parents=True)
-        for source in [*(ROOT / "dags_examples").glob("*.py"), *(ROOT / "tests/e2e/dags").glob("*.py")]:
+        sources = [*(ROOT / "dags_examples").glob("*.py"), *(ROOT / "tests/e2e/dags" / f for f in self.shape.dag_files)]
+        for source in sources:
             shutil.copy(source, dags / source.name)
         config = {
             "workflows": {
@@ -116,6 +217,7 @@ class Stack:
                 WORKER_KEY: {"duration": 15.0},
                 RETRY_KEY: {"duration": 12.0},
                 **dict(HOOKED.values()),
+                **dict(self.shape.workflows),
             }
         }
         (self.home / "emulator.json").write_text(json.dumps(config))
@@ -133,6 +235,9 @@ class Stack:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
         )
+        if self.shape.distributed:
+            create_database(self.database)
+            self.env.update(self._distributed_env())
         self.spawn(
             "emulator",
             [
@@ -161,12 +266,17 @@ class Stack:
         )
         for conn_id, (key, _) in HOOKED.items():
             self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn(key, webhook_secret=WEBHOOK_SECRET)
+        for conn_id, key, extra in self.shape.connections:
+            self.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn(key, **extra)
         self.airflow("db", "migrate")
         self.airflow("pools", "set", "alta_api", "2", "Alta API quota")
-        self.spawn("api-server", [str(BIN / "airflow"), "api-server"])
-        self.spawn("scheduler", [str(BIN / "airflow"), "scheduler", "--skip-serve-logs"])
+        self.start_api_server()
+        self.start_scheduler()
         self.spawn("dag-processor", [str(BIN / "airflow"), "dag-processor"])
-        self.start_triggerer()
+        for name in self.triggerer_names:
+            self.start_triggerer(name)
+        for name in self.worker_names:
+            self.start_worker(name)
         wait_for(self._healthy, 120, "Airflow api-server health")
         password_file = self.home / "simple_auth_manager_passwords.json.generated"
         wait_for(password_file.exists, 30, "simple auth manager passwords")
@@ -179,6 +289,31 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.procs):
             self.kill(name)
+        if self.shape.distributed:
+            drop_database(self.database)
+            for key in redis_keys(self.redis_prefix):
+                redis_client().delete(key)
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a query on the distributed stack's metadata database."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=self.database)
+        try:
+            with conn, conn.cursor() as cursor:
+                cursor.execute(query, params)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def service_of(self, pid: int, names: Iterable[str]) -> str | None:
+        """The service that started ``pid`` (directly or through its children)."""
+        started = {self.procs[name].pid: name for name in names if name in self.procs}
+        while pid > 1:
+            if pid in started:
+                return started[pid]
+            pid = _stat(pid).get("ppid", 0)
+        return None
 
     def airflow(self, *args: str) -> str:
         done = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=180)
@@ -242,9 +377,9 @@ class Stack:
             raise
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        tis: list[dict[str, Any]] = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")[
-            "task_instances"
-        ]
+        tis: list[dict[str, Any]] = self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000"
+        )["task_instances"]
         return tis
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
@@ -280,6 +415,70 @@ class Stack:
                 }
             )
         return runs
+
+
+def _stat(pid: int) -> dict[str, int]:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return {}
+    return {"ppid": int(fields[1]), "pgrp": int(fields[2])}
+
+
+def descendants(root: int) -> list[int]:
+    """Every living process below ``root``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        ppid = _stat(int(entry.name)).get("ppid")
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def services_reachable() -> str | None:
+    """``None`` when the distributed shape's PostgreSQL and Redis answer on 127.0.0.1, else what is missing."""
+    missing = []
+    for what, host, port in (("PostgreSQL", PG_HOST, PG_PORT), ("Redis", REDIS_HOST, REDIS_PORT)):
+        try:
+            socket.create_connection((host, port), timeout=2).close()
+        except OSError:
+            missing.append(f"{what} on {host}:{port}")
+    return ", ".join(missing) or None
+
+
+def _admin_sql(statement: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+def create_database(name: str) -> None:
+    _admin_sql(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(name: str) -> None:
+    _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def redis_client() -> Any:
+    import redis
+
+    return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0)
+
+
+def redis_keys(prefix: str) -> list[bytes]:
+    return list(redis_client().scan_iter(match=f"{prefix}*", count=1000))
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:

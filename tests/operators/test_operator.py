@@ -142,6 +142,29 @@ def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id, capsys)
     assert durable_variables(dag_id) == []  # cleaned up when the task succeeded
 
 
+def test_worker_lost_during_a_synchronous_invoke_does_not_pay_twice(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.3)
+    result = run_dag("t_sync_lost")
+    assert result.state == "failed"
+    assert result.ti("run").try_number == 2
+    assert alta_emulator.invoke_count() == 1  # the retry found the mark and did not invoke again
+    out = plain(capsys.readouterr().out)
+    assert "A previous try of this task was lost during its synchronous invoke (sent at 20" in out
+    assert "run_async=True or deferrable=True get the run's id at once" in out
+    assert "retry_on_unknown_outcome=True lets Airflow retry" in out
+    assert durable_variables("t_sync_lost") == []  # the mark is gone: clearing the task starts a new run
+
+
+def test_worker_lost_during_a_synchronous_invoke_may_pay_again_when_allowed(alta_emulator, capsys):
+    alta_emulator.configure(duration=0.3)
+    result = run_dag("t_sync_lost_pay_again")
+    assert result.state == "success"
+    assert alta_emulator.invoke_count() == 2
+    out = plain(capsys.readouterr().out)
+    assert "its run cannot be found: starting a new run (retry_on_unknown_outcome=True)" in out
+    assert durable_variables("t_sync_lost_pay_again") == []
+
+
 def test_variable_store_round_trips_on_every_airflow():
     result = run_dag("t_variable_store")
     assert result.state == "success"

@@ -124,3 +124,23 @@ def test_async_run_moves_through_states(alta_emulator):
 def test_bad_fault_is_refused(alta_emulator):
     with pytest.raises(urllib.error.HTTPError):
         alta_emulator.inject("invoke", "explode")
+
+
+def test_duration_field_sets_each_runs_duration(alta_emulator):
+    alta_emulator.configure(duration=30.0, duration_field="seconds", input_schema=None)
+    _, _, quick = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"seconds": 0.3}, "isAsync": True})
+    _, _, usual = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"topic": "x"}, "isAsync": True})
+    time.sleep(0.5)
+    query = "/v1/workflow/query/result"
+    assert post(alta_emulator.url, query, {"workflowRunId": quick["workflowRunId"]})[2]["status"] == "SUCCEED"
+    assert post(alta_emulator.url, query, {"workflowRunId": usual["workflowRunId"]})[2]["status"] == "RUNNING"
+    finished = post(alta_emulator.url, query, {"workflowRunId": quick["workflowRunId"]})[2]
+    assert finished["workflowExecutionTime"] == 300
+
+
+def test_a_keys_first_window_can_be_under_way_already(alta_emulator):
+    alta_emulator.configure(rate_limit=1000, rate_window=3600.0, rate_window_age=3300.0, rate_used_before=400)
+    before = time.time()
+    _, headers, _ = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"topic": "x"}, "isAsync": True})
+    assert headers["X-RateLimit-Remaining"] == "599"
+    assert before + 295 <= int(headers["X-RateLimit-Reset"]) <= before + 302
