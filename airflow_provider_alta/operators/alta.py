@@ -449,7 +449,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         store = run_id_store(context, STATE_KEY) if self.durable else None
         # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
-        if stored and stored.startswith(SYNC_INVOKE_MARK):
+        if store is not None and stored and stored.startswith(SYNC_INVOKE_MARK):
             self._after_a_lost_synchronous_invoke(stored, store)
         elif stored:
             try:
