@@ -25,6 +25,7 @@ from airflow_provider_alta.exceptions import (
     _rebuild,
 )
 from airflow_provider_alta.fidelity import as_json_text, json_problem
+from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 
 #: XCom keys pushed besides ``return_value`` (the run's output).
@@ -42,6 +43,8 @@ XCOM_KEYS = (
 EVENT_STATUSES = ("success", "failed", "timeout", "error")
 #: The trigger event's key saying the run's output was left out (the event could not carry it).
 OUTPUT_WITHHELD = "output_withheld"
+#: The trigger event's key counting the queries the trigger sent (for the run's metrics).
+EVENT_QUERIES = "queries"
 #: The ``error`` event's key holding the error's class name and facts, so the task raises the same error.
 EVENT_ERROR = "error"
 #: The facts an error event carries: plain JSON, never a key or a header.
@@ -171,6 +174,19 @@ def event_body(run: WorkflowRun) -> tuple[dict[str, Any], str | None]:
     return run.to_dict(without_output=True), str(problem)
 
 
+def queries_in_event(event: Any) -> int:
+    """The queries a trigger event says its trigger sent (0 for an event of an earlier version)."""
+    value = event.get(EVENT_QUERIES) if isinstance(event, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def queries_sent(task: Any) -> int:
+    """The queries the task's hook sent in this process (0 when it made no hook)."""
+    hook = vars(task).get("hook")  # the ``cached_property``, only when it was created
+    count = getattr(hook, "queries_sent", 0)
+    return count if isinstance(count, int) else 0
+
+
 def run_failed_error(run: WorkflowRun, error_class: type[AltaRunFailedError] = AltaRunFailedError) -> AltaError:
     detail = run.error_detail or "Alta gave no error detail"
     return error_class(
@@ -203,12 +219,18 @@ def finish_run(
     limits_warn_only: bool = False,
     failed_error: type[AltaRunFailedError] = AltaRunFailedError,
     output_format: str = "value",
+    conn_id: str = "",
+    queries: int | None = None,
 ) -> Any:
-    """Push the run's XComs, enforce the contracts, and return its output (as JSON text with ``"json"``).
+    """Push the run's XComs, send its metrics, enforce the contracts, and return its output.
 
-    An output that XCom cannot carry as it is fails here, before Airflow pushes it: never a green task
-    whose downstream tasks cannot read its result. The run id stays stored, so clearing the task reattaches.
+    The output comes as JSON text with ``output_format="json"``. An output that XCom cannot carry as it is
+    fails here, before Airflow pushes it: never a green task whose downstream tasks cannot read its result.
+    The run id stays stored, so clearing the task reattaches. ``queries`` is what the task sent for the run.
     """
+    ti = context.get("ti")
+    dag_id, task_id = getattr(ti, "dag_id", ""), getattr(ti, "task_id", "")
+    emit_run_metrics(run, dag_id=dag_id, task_id=task_id, conn_id=conn_id, queries=queries, log=log)
     if push:
         ti = context["ti"]
         for key, value in xcom_values(run).items():

@@ -26,6 +26,7 @@ EXTRA_DEFAULTS: dict[str, Any] = {
     "retry_max_wait": 120.0,
     "retry_backoff": 1.0,
     "webhook_secret": None,
+    "run_url_template": None,
 }
 
 
@@ -42,6 +43,8 @@ class AltaConnectionConfig:
     proxies: dict[str, str] | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
     webhook_secret: str | None = field(default=None, repr=False)
+    #: The address of a run in Alta's dashboard, with ``{workflow_run_id}`` in it (the task's "Alta run" link).
+    run_url_template: str | None = None
     #: The connection's type as Airflow holds it: the webhook receiver only trusts :data:`CONN_TYPE`.
     conn_type: str | None = None
 
@@ -104,6 +107,21 @@ class AltaConnectionConfig:
             raise AltaValidationError(
                 "connection extra 'webhook_secret' must be a random string of at least 16 characters"
             )
+        run_url_template = merged["run_url_template"]
+        if run_url_template is not None and (
+            not isinstance(run_url_template, str)
+            or not run_url_template.startswith(("https://", "http://"))
+            or "{workflow_run_id}" not in run_url_template
+        ):
+            raise AltaValidationError(
+                "connection extra 'run_url_template' must be an http(s) URL with {workflow_run_id} in it, "
+                "e.g. https://app.example/runs/{workflow_run_id}"
+            )
+        if run_url_template is not None and password in run_url_template:
+            raise AltaValidationError(
+                "connection extra 'run_url_template' contains the API key; a link is shown to every user "
+                "who can see the task, so it must hold no secret"
+            )
         return cls(
             base_url=normalize_base_url(host, port=port, schema=schema),
             api_key=password,
@@ -118,6 +136,7 @@ class AltaConnectionConfig:
             proxies=proxies or None,
             retry=RetrySettings.from_extras(merged),
             webhook_secret=webhook_secret,
+            run_url_template=run_url_template,
             conn_type=conn_type,
         )
 

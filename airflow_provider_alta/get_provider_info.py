@@ -24,6 +24,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
         "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
         "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
+        "extra-links": ["airflow_provider_alta.links.AltaRunLink"],
         "task-decorators": [{"name": "alta", "class-name": "airflow_provider_alta.decorators.alta.alta_task"}],
         "config": {
             "alta": {
@@ -113,6 +114,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "16+ random characters that sign the webhook receiver's URLs "
                         "(airflow_webhook=True).",
                         "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "run_url_template": {
+                        "label": "Run URL template",
+                        "description": "The address of a run in Alta's dashboard, for the task's \"Alta run\" "
+                        "link, e.g. https://app.example/runs/{workflow_run_id}.",
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
             }

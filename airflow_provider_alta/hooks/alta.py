@@ -28,6 +28,7 @@ from airflow_provider_alta.exceptions import (
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
 from airflow_provider_alta.protocol import (
+    QUERY_PATH,
     ApiRequest,
     invoke_request,
     join_url,
@@ -64,6 +65,12 @@ class _AltaHookBase(BaseHook):
         self.alta_conn_id = alta_conn_id
         self._config: AltaConnectionConfig | None = None
         self._budget: RateBudget | None = None
+        #: Queries (``/v1/workflow/query/result``) this hook has sent, retries included: the run's metrics count them.
+        self.queries_sent = 0
+
+    def _count(self, request: ApiRequest) -> None:
+        if request.path == QUERY_PATH:
+            self.queries_sent += 1
 
     def _config_from(self, conn: Any) -> AltaConnectionConfig:
         self._config = AltaConnectionConfig.from_parts(
@@ -203,6 +210,7 @@ class AltaHook(_AltaHookBase):
         config = self.config
         session = self.get_conn()
         url = join_url(config.base_url, request.path)
+        self._count(request)
         try:
             response = session.post(
                 url,
@@ -513,6 +521,7 @@ class AltaAsyncHook(_AltaHookBase):
                 sock_connect=config.connect_timeout, sock_read=config.read_timeout, total=None
             )
         url = join_url(config.base_url, request.path)
+        self._count(request)
         try:
             async with self._session.post(
                 url,

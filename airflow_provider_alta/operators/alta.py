@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from airflow.sdk import BaseOperator
 
 from airflow_provider_alta.compat import conf, pull_earlier_xcom, resumed_by_an_earlier_try, run_id_store
-from airflow_provider_alta.completion import XCOM_RUN_ID, finish_run, load_schema, run_from_event
+from airflow_provider_alta.completion import (
+    XCOM_RUN_ID,
+    finish_run,
+    load_schema,
+    queries_in_event,
+    queries_sent,
+    run_from_event,
+)
 from airflow_provider_alta.exceptions import (
     AltaError,
     AltaInvokeOutcomeUnknownError,
@@ -22,6 +29,8 @@ from airflow_provider_alta.exceptions import (
 )
 from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
+from airflow_provider_alta.lineage import RunLineageMixin
+from airflow_provider_alta.links import AltaRunLink
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
 from airflow_provider_alta.validation import (
@@ -83,7 +92,7 @@ def _is_unrendered(value: Any) -> bool:
     return False
 
 
-class AltaRunWorkflowOperator(BaseOperator):
+class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     """Run the Alta workflow selected by a connection's API key, and return its output.
 
     Modes:
@@ -167,6 +176,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         "output_schema": "json",
     }
     ui_color = "#e8f1fb"
+    operator_extra_links = (AltaRunLink(),)
 
     def __init__(
         self,
@@ -219,6 +229,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         self.retry_on_unknown_outcome = retry_on_unknown_outcome
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
+        self._final_run: WorkflowRun | None = None
         self._rendered_webhooks: Any = None
         self._recent_ms: list[float] | None = None
         self._check_settings()
@@ -438,7 +449,7 @@ class AltaRunWorkflowOperator(BaseOperator):
         store = run_id_store(context, STATE_KEY) if self.durable else None
         # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
-        if stored and stored.startswith(SYNC_INVOKE_MARK):
+        if store is not None and stored and stored.startswith(SYNC_INVOKE_MARK):
             self._after_a_lost_synchronous_invoke(stored, store)
         elif stored:
             try:
@@ -547,9 +558,10 @@ class AltaRunWorkflowOperator(BaseOperator):
             return self.execute(context)
         run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         self._run_id = run.workflow_run_id
-        return self._finish(run, context)
+        return self._finish(run, context, trigger_queries=queries_in_event(event))
 
-    def _finish(self, run: WorkflowRun, context: Context) -> Any:
+    def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
+        self._final_run = run
         if run.status is RunStatus.FAILED:
             self._forget_run(context)
         result = finish_run(
@@ -562,6 +574,8 @@ class AltaRunWorkflowOperator(BaseOperator):
             max_tokens=self.max_tokens,
             limits_warn_only=self.limits_warn_only,
             output_format=self.output_format,
+            conn_id=self.alta_conn_id,
+            queries=queries_sent(self) + trigger_queries,
         )
         if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
             recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]

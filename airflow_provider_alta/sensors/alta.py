@@ -12,10 +12,11 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
 from airflow_provider_alta.compat import AirflowSensorTimeout, AirflowSkipException, conf
-from airflow_provider_alta.completion import finish_run, load_schema, run_from_event
+from airflow_provider_alta.completion import finish_run, load_schema, queries_in_event, queries_sent, run_from_event
 from airflow_provider_alta.exceptions import AltaTimeoutError
 from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.fidelity import has_template_syntax
+from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["AltaWorkflowRunFailedError", "AltaWorkflowRunSensor"]
 
 
-class AltaWorkflowRunSensor(BaseSensorOperator):
+class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
     """Wait for an Alta workflow run to end; return its output.
 
     Usually downstream of ``AltaRunWorkflowOperator(wait_for_completion=False)``::
@@ -76,6 +77,7 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
         self.output_schema = output_schema
         self.output_format = ensure_output_format(output_format)
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
+        self._final_run: WorkflowRun | None = None
         if isinstance(workflow_run_id, str) and not has_template_syntax(workflow_run_id):
             ensure_run_id(workflow_run_id)
         if isinstance(output_schema, dict):
@@ -87,7 +89,8 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
 
         return AltaHook(self.alta_conn_id)
 
-    def _finish(self, run: WorkflowRun, context: Context) -> Any:
+    def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
+        self._final_run = run
         return finish_run(
             run,
             context=context,
@@ -96,6 +99,8 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             output_schema=load_schema(self.output_schema, "output_schema"),
             failed_error=AltaWorkflowRunFailedError,
             output_format=self.output_format,
+            conn_id=self.alta_conn_id,
+            queries=queries_sent(self) + trigger_queries,
         )
 
     @classify_errors
@@ -146,12 +151,12 @@ class AltaWorkflowRunSensor(BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err
             raise AirflowSensorTimeout(str(err)) from err
-        return self._settle(run, context)
+        return self._settle(run, context, queries_in_event(event))
 
-    def _settle(self, run: WorkflowRun, context: Context) -> Any:
+    def _settle(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
         """Finish a run outside ``BaseSensorOperator.execute``, honouring ``soft_fail`` as poke mode does."""
         try:
-            return self._finish(run, context)
+            return self._finish(run, context, trigger_queries)
         except AltaWorkflowRunFailedError as err:
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_alta.completion import EVENT_ERROR, OUTPUT_WITHHELD, error_for_event, event_body
+from airflow_provider_alta.completion import EVENT_ERROR, EVENT_QUERIES, OUTPUT_WITHHELD, error_for_event, event_body
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
@@ -49,7 +49,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     :param workflow_version: that workflow's version, when known.
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
-    "workflow_run_id", "message", "run"}``; ``run`` is the final run body for
+    "workflow_run_id", "message", "run", "queries"}``; ``queries`` counts the
+    queries this trigger sent, for the run's metrics; ``run`` is the final run body for
     ``success`` and ``failed``, so the task needs no extra request — unless
     Airflow could not carry the output in the event: then ``run`` comes
     without it and ``output_withheld`` says why, and the task reads it again.
@@ -104,7 +105,12 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         )
 
     def _event(
-        self, status: str, message: str, run: WorkflowRun | None = None, error: AltaError | None = None
+        self,
+        status: str,
+        message: str,
+        run: WorkflowRun | None = None,
+        error: AltaError | None = None,
+        queries: int = 0,
     ) -> TriggerEvent:
         body, withheld = event_body(run) if run is not None else (None, None)
         payload: dict[str, Any] = {
@@ -112,6 +118,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             "workflow_run_id": self.workflow_run_id,
             "message": message,
             "run": body,
+            EVENT_QUERIES: queries,
         }
         if withheld:
             self.log.warning("The event leaves the output of run %s to the task: %s", self.workflow_run_id, withheld)
@@ -133,8 +140,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_alta.hooks.alta import AltaAsyncHook
 
+        hook = AltaAsyncHook(self.alta_conn_id)
         try:
-            async with AltaAsyncHook(self.alta_conn_id) as hook:
+            async with hook:
                 polled = hook.wait_for_run(
                     self.workflow_run_id,
                     deadline=self.deadline,
@@ -148,13 +156,13 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 else:
                     run = await _first_of(polled, self._watch_mailbox(hook, self._ref))
         except AltaTimeoutError as err:
-            yield self._event("timeout", str(err))
+            yield self._event("timeout", str(err), queries=hook.queries_sent)
             return
         except AltaError as err:
-            yield self._event("error", f"{type(err).__name__}: {err}", error=err)
+            yield self._event("error", f"{type(err).__name__}: {err}", error=err, queries=hook.queries_sent)
             return
         status = "success" if run.status is RunStatus.SUCCEED else "failed"
-        yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run)
+        yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run, queries=hook.queries_sent)
 
     async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
         """Read the webhook mailbox until it announces the end, confirmed by one query to Alta."""
