@@ -29,6 +29,8 @@ DIST_WEBHOOK_SECRET = "whs-dist-SECRET-9a0b1c2d3e"
 #: Requests per hour of the budget scenario's key (Alta's professional plan).
 BUDGET_LIMIT = 1000
 BUDGET_USED_BEFORE = 400
+#: Long enough for all 50 webhook tasks to defer before the first run ends.
+WEBHOOK_RUN_SECONDS = 120.0
 
 SHAPE = Shape(
     distributed=True,
@@ -53,7 +55,7 @@ SHAPE = Shape(
             },
         ),
         (LOSS_KEY, {"duration": 40.0}),
-        (WEBHOOKS_KEY, {"duration": 60.0}),
+        (WEBHOOKS_KEY, {"duration": WEBHOOK_RUN_SECONDS}),
         (RESTART_KEY, {"duration": 20.0, "duration_field": "seconds", "input_schema": None}),
     ),
     connections=(
@@ -68,7 +70,7 @@ SHAPE = Shape(
 DIST_SECRETS = (VOLUME_KEY, SYNC_KEY, BUDGET_KEY, LOSS_KEY, WEBHOOKS_KEY, RESTART_KEY, DIST_WEBHOOK_SECRET)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dist_stack() -> Iterator[Stack]:
     missing = services_reachable()
     if missing:

@@ -199,8 +199,10 @@ class Stack:
             # Airflow's default: a busy triggerer's heartbeat can lag several seconds behind on a loaded machine,
             # and a shorter threshold makes the two triggerers take each other's triggers back and forth.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
-            # Task processes ride out an API-server restart (about 15 s here) instead of failing after 5 tries.
+            # Task processes ride out an API-server restart (about 15 s here) instead of failing after 5 tries, and
+            # the scheduler does not take the heartbeats they miss meanwhile for a lost worker.
             "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
         }
 
     def start(self) -> None:
