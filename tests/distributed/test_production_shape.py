@@ -258,7 +258,7 @@ def test_webhooks_through_an_api_server_restart(stack):
             "webhooks: worst run end -> task success of lost ones (s)": round(max(r["delay"] for r in missed), 1),
         }
     )
-    # Delivered webhooks wake their task within seconds; a lost one waits for the 20 s fallback poll.
+    # Delivered webhooks wake their task within seconds; a lost one waits for the fallback poll.
     assert percentile(noticed, 0.95) <= 10, sorted(noticed)
 
 

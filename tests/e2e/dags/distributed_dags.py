@@ -43,15 +43,16 @@ with DAG("dist_worker_loss", schedule=None, start_date=START, catchup=False) as 
         task_id="run_async", alta_conn_id="alta_loss", input={"topic": "Async"}, run_async=True, timeout=900, **RETRY
     )
 
-#: Webhook wake-up; a webhook lost to an API-server restart is caught by the fallback poll after 20 s. A task the
-#: restart interrupts (its process cannot reach the API server) is retried, and reattaches to its run.
+#: Webhook wake-up on runs of 90 s; a webhook lost to an API-server restart is caught by the fallback poll, 100 s
+#: after the run's start (none before: a run whose webhook arrives costs one query). A task the restart interrupts
+#: (its process cannot reach the API server) is retried, and reattaches to its run.
 with DAG("dist_webhooks", schedule=None, start_date=START, catchup=False, max_active_tasks=64) as webhooks:
     AltaRunWorkflowOperator.partial(
         task_id="run",
         alta_conn_id="alta_webhooks",
         deferrable=True,
         airflow_webhook=True,
-        webhook_fallback_interval=20,
+        webhook_fallback_interval=100,
         timeout=900,
         **RETRY,
     ).expand(input=[{"topic": f"Hook {index}"} for index in range(50)])
