@@ -29,7 +29,7 @@ DIST_WEBHOOK_SECRET = "whs-dist-SECRET-9a0b1c2d3e"
 #: Requests per hour of the budget scenario's key (Alta's professional plan).
 BUDGET_LIMIT = 1000
 BUDGET_USED_BEFORE = 400
-#: Long enough for all 50 webhook tasks to defer before the first run ends (their fallback poll comes at 100 s).
+#: Long enough for all 50 webhook tasks to defer before the first run ends (their fallback poll comes after 108-120 s).
 WEBHOOK_RUN_SECONDS = 90.0
 
 SHAPE = Shape(

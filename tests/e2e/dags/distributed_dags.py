@@ -43,7 +43,7 @@ with DAG("dist_worker_loss", schedule=None, start_date=START, catchup=False) as 
         task_id="run_async", alta_conn_id="alta_loss", input={"topic": "Async"}, run_async=True, timeout=900, **RETRY
     )
 
-#: Webhook wake-up on runs of 90 s; a webhook lost to an API-server restart is caught by the fallback poll, 100 s
+#: Webhook wake-up on runs of 90 s; a webhook lost to an API-server restart is caught by the fallback poll, 108-120 s
 #: after the run's start (none before: a run whose webhook arrives costs one query). A task the restart interrupts
 #: (its process cannot reach the API server) is retried, and reattaches to its run.
 with DAG("dist_webhooks", schedule=None, start_date=START, catchup=False, max_active_tasks=64) as webhooks:
@@ -52,7 +52,7 @@ with DAG("dist_webhooks", schedule=None, start_date=START, catchup=False, max_ac
         alta_conn_id="alta_webhooks",
         deferrable=True,
         airflow_webhook=True,
-        webhook_fallback_interval=100,
+        webhook_fallback_interval=120,
         timeout=900,
         **RETRY,
     ).expand(input=[{"topic": f"Hook {index}"} for index in range(50)])
