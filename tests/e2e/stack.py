@@ -486,7 +486,10 @@ def redis_keys(prefix: str) -> list[bytes]:
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OSError:  # a service busy or restarting (a REST call timed out or was refused): ask again
+            pass
         time.sleep(0.5)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
