@@ -314,7 +314,7 @@ class Stack:
         while pid > 1:
             if pid in started:
                 return started[pid]
-            pid = _stat(pid).get("ppid", 0)
+            pid = _parent(pid) or 0
         return None
 
     def airflow(self, *args: str) -> str:
@@ -419,19 +419,19 @@ class Stack:
         return runs
 
 
-def _stat(pid: int) -> dict[str, int]:
+def _parent(pid: int) -> int | None:
+    """``pid``'s parent, from ``/proc`` (``None`` once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (FileNotFoundError, ProcessLookupError, IndexError):
-        return {}
-    return {"ppid": int(fields[1]), "pgrp": int(fields[2])}
+        return None
 
 
 def descendants(root: int) -> list[int]:
     """Every living process below ``root``."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
-        ppid = _stat(int(entry.name)).get("ppid")
+        ppid = _parent(int(entry.name))
         if ppid is not None:
             children.setdefault(ppid, []).append(int(entry.name))
     found, todo = [], [root]
