@@ -18,6 +18,9 @@ a TaskFlow function's call   ``DecoratedOperator.determine_kwargs``  ``KeywordPa
 a quiet "is there an XCom"    the slice request (``send`` channel)   a plain pull, which logs a missing XCom
 a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
                                                                      see :func:`resumed_by_an_earlier_try`
+an XCom pushed by a trigger   ``XCom.aset`` (3.3+)                   the same request sent on the trigger channel
+a run id a trigger forgets    an Airflow Variable on every release   (no release lets a trigger delete from the
+                              (see :func:`run_id_store`)             task state store)
 ``Stats`` (metrics)           ``airflow.sdk.observability.stats``    ``airflow.stats`` (3.0, 3.1), whose backend
                               (3.2+), set up by ``initialize``       is chosen once, when it is first imported
 ============================  =====================================  =========================================
@@ -72,17 +75,21 @@ __all__ = [
     "AirflowSkipException",
     "BaseHook",
     "RunIdStore",
+    "adelete_variable",
     "aget_connection",
     "aget_xcom",
+    "aset_xcom",
     "call_task_function",
     "conf",
     "get_xcom",
+    "in_triggerer",
     "pull_earlier_xcom",
     "reset_stats",
     "resumed_by_an_earlier_try",
     "run_id_store",
     "set_xcom",
     "stats",
+    "variable_key",
 ]
 
 
@@ -174,6 +181,45 @@ async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_ind
     if not isinstance(answer, XComResult):
         raise TypeError(f"the triggerer's supervisor answered {type(answer).__name__} to an XCom read")
     return None if answer.value is None else XCom.deserialize_value(answer)
+
+
+def in_triggerer() -> bool:
+    """Whether this code runs in Airflow's triggerer, as opposed to ``dag.test()``, which runs triggers inline.
+
+    Every release's triggerer talks to its supervisor through a ``TriggerCommsDecoder``; ``dag.test()`` has
+    another channel or none, and resumes the task with whatever the trigger yields.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    return type(getattr(task_runner, "SUPERVISOR_COMMS", None)).__name__ == "TriggerCommsDecoder"
+
+
+async def aset_xcom(*, key: str, value: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+    """Push an XCom from a trigger through the triggerer's supervisor: stored exactly as the task's own push."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.xcom import XCom
+
+    where: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    if hasattr(XCom, "aset"):  # Airflow 3.3+
+        await XCom.aset(key, value, **where)
+        return
+    from airflow.sdk.execution_time.comms import SetXCom
+
+    serialized = XCom.serialize_value(value=value, key=key, **where)
+    _check_answer(await task_runner.SUPERVISOR_COMMS.asend(SetXCom(key=key, value=serialized, **where)), "XCom push")
+
+
+async def adelete_variable(key: str) -> None:
+    """Delete an Airflow Variable from a trigger, through the triggerer's supervisor."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import DeleteVariable
+
+    _check_answer(await task_runner.SUPERVISOR_COMMS.asend(DeleteVariable(key=key)), "Variable deletion")
+
+
+def _check_answer(answer: Any, what: str) -> None:
+    if type(answer).__name__ == "ErrorResponse":
+        raise RuntimeError(f"the triggerer's supervisor refused the {what}: {getattr(answer, 'error', answer)}")
 
 
 def _xcom_from_database(**where: Any) -> Any:
@@ -345,6 +391,11 @@ class _TaskStateStore:
             delete(self._key)
 
 
+def variable_key(store: RunIdStore) -> str | None:
+    """The Variable holding the run id, when ``store`` is one (what a trigger deletes when it ends the task)."""
+    return store.key if isinstance(store, _VariableStore) else None
+
+
 class _VariableStore:
     """Before Airflow 3.3: one Airflow Variable per task instance, holding only the run id.
 
@@ -386,10 +437,14 @@ class _VariableStore:
         _delete_variable(self.key)
 
 
-def run_id_store(context: Mapping[str, Any], key: str) -> RunIdStore:
-    """The durable store of this task instance: Airflow's task state store where it exists, else a Variable."""
+def run_id_store(context: Mapping[str, Any], key: str, *, trigger_forgets: bool = False) -> RunIdStore:
+    """The durable store of this task instance: Airflow's task state store where it exists, else a Variable.
+
+    ``trigger_forgets``: a trigger may end the task and must then forget the run id itself. No release lets a
+    trigger delete from the task state store, so such a task keeps its id in a Variable on every release.
+    """
     store = context.get("task_state_store")
-    if store is not None:
+    if store is not None and not trigger_forgets:
         return _TaskStateStore(store, key)
     ti = context["ti"]
     map_index = ti.map_index if ti.map_index is not None else -1

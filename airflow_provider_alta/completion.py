@@ -40,6 +40,11 @@ XCOM_KEYS = (
     "workflow_version",
 )
 
+#: The XCom holding the execution times (ms) of the task's last successful runs.
+XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
+#: How many past execution times the duration-aware schedule remembers.
+DURATION_HISTORY = 5
+
 EVENT_STATUSES = ("success", "failed", "timeout", "error")
 #: The trigger event's key saying the run's output was left out (the event could not carry it).
 OUTPUT_WITHHELD = "output_withheld"
@@ -165,13 +170,14 @@ def error_from_event(error: Any, message: str, run_id: Any) -> AltaError:
 def event_body(run: WorkflowRun) -> tuple[dict[str, Any], str | None]:
     """The run body a trigger event carries, and why its output was left out (``None`` when it was not).
 
-    An event is stored and handed back to the task through Airflow's serialisation, which nests it twice
+    Never the run's input: the task already has it, and an event is logged and stored in the metadata
+    database. An event is handed back to the task through Airflow's serialisation, which nests it twice
     as deep and refuses what XCom refuses; an output it cannot carry is read again by the task instead.
     """
     problem = json_problem(run.output, "output", for_xcom=True) if run.status is RunStatus.SUCCEED else None
-    if problem is None:
-        return run.to_dict(), None
-    return run.to_dict(without_output=True), str(problem)
+    body = run.to_dict(without_output=problem is not None)
+    body.pop("input", None)
+    return body, None if problem is None else str(problem)
 
 
 def queries_in_event(event: Any) -> int:
@@ -235,6 +241,22 @@ def finish_run(
         ti = context["ti"]
         for key, value in xcom_values(run).items():
             ti.xcom_push(key=key, value=value)
+    log_closing_line(run, log)
+    if run.status is RunStatus.FAILED:
+        raise run_failed_error(run, failed_error)
+    check_contracts(
+        run,
+        output_schema=output_schema,
+        max_cost=max_cost,
+        max_tokens=max_tokens,
+        limits_warn_only=limits_warn_only,
+        log=log,
+    )
+    return returned_output(run, output_format=output_format, push=push)
+
+
+def log_closing_line(run: WorkflowRun, log: Any) -> None:
+    """The one line that says how a run ended, what it cost and how many tokens it used."""
     seconds = (run.execution_time_ms or 0) / 1000
     log.info(
         "Alta %s ended %s in %.1f s: cost %s credits, %s tokens",
@@ -244,8 +266,21 @@ def finish_run(
         "?" if run.total_cost is None else f"{run.total_cost:g}",
         "?" if run.total_tokens is None else f"{run.total_tokens:g}",
     )
-    if run.status is RunStatus.FAILED:
-        raise run_failed_error(run, failed_error)
+
+
+def check_contracts(
+    run: WorkflowRun,
+    *,
+    output_schema: dict[str, Any] | None,
+    max_cost: float | None,
+    max_tokens: float | None,
+    limits_warn_only: bool,
+    log: Any,
+) -> None:
+    """Raise :class:`AltaContractError` when a SUCCEEDed run breaks the task's limits or output schema.
+
+    Pure (no request, no XCom), so the triggerer can check a run exactly as the worker would.
+    """
     for name, limit, actual in (("max_cost", max_cost, run.total_cost), ("max_tokens", max_tokens, run.total_tokens)):
         if limit is not None and actual is not None and actual > limit:
             message = f"The run used {actual:g} ({name.split('_')[1]}), over {name}={limit:g}"
@@ -260,6 +295,13 @@ def finish_run(
                 f"The workflow's output does not match output_schema at {problem}",
                 workflow_run_id=run.workflow_run_id,
             )
+
+
+def returned_output(run: WorkflowRun, *, output_format: str, push: bool) -> Any:
+    """What the task returns (and pushes as ``return_value``): the output, or its JSON text.
+
+    Raises :class:`AltaUnsupportedOutputError` for an output XCom cannot carry as it is.
+    """
     if output_format == "json":
         return _output_as_text(run)
     if push:
@@ -272,6 +314,11 @@ def finish_run(
                 workflow_run_id=run.workflow_run_id,
             )
     return run.output
+
+
+def extended_history(recent_ms: list[float], execution_time_ms: float) -> list[float]:
+    """The task's duration history (:data:`XCOM_RECENT_DURATIONS`) with one more run's execution time."""
+    return [*recent_ms[-(DURATION_HISTORY - 1) :], execution_time_ms]
 
 
 def _output_as_text(run: WorkflowRun) -> str:

@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.compat import conf, pull_earlier_xcom, resumed_by_an_earlier_try, run_id_store
+from airflow_provider_alta.compat import (
+    conf,
+    pull_earlier_xcom,
+    resumed_by_an_earlier_try,
+    run_id_store,
+    variable_key,
+)
 from airflow_provider_alta.completion import (
+    XCOM_RECENT_DURATIONS,
     XCOM_RUN_ID,
+    extended_history,
     finish_run,
     load_schema,
     queries_in_event,
@@ -33,6 +41,7 @@ from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.links import AltaRunLink
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
+from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for, why_not_in_triggerer
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
@@ -65,10 +74,6 @@ __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 STATE_KEY = "alta_workflow_run_id"
 #: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
 SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
-#: The XCom holding the execution times (ms) of the task's last successful runs.
-XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
-#: How many past execution times the duration-aware schedule remembers.
-DURATION_HISTORY = 5
 
 
 def _is_unrendered(value: Any) -> bool:
@@ -153,6 +158,15 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         ``"json"`` returns it as JSON text, for outputs XCom cannot carry
         (Airflow's reserved keys, lone surrogates, more than 64 levels of
         nesting): downstream tasks ``json.loads`` it and get the exact value.
+    :param end_in_triggerer: (deferrable only) when the run SUCCEEDs and the
+        task's contracts hold, the trigger pushes the XComs and ends the task
+        itself, about a second after the run, instead of waiting for a worker
+        slot to resume it (ten seconds or more). The trade-offs: OpenLineage
+        listeners do not run for a task ended in the triggerer, and
+        ``on_success_callback`` runs in the DAG processor. A task with
+        outlets, with a mapped task expanding over its output, or with
+        ``multiple_outputs`` always resumes on a worker, as does every run
+        that fails, breaks a contract or times out. ``False`` always resumes.
     :param retry_on_unknown_outcome: let Airflow retry the task when the
         invoke may have started a run that no answer confirmed
         (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`).
@@ -204,6 +218,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         duration_aware: bool = True,
         output_format: str = "value",
         retry_on_unknown_outcome: bool = False,
+        end_in_triggerer: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -227,6 +242,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         self.duration_aware = duration_aware
         self.output_format = ensure_output_format(output_format)
         self.retry_on_unknown_outcome = retry_on_unknown_outcome
+        self.end_in_triggerer = end_in_triggerer
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._run_id: str | None = None
         self._final_run: WorkflowRun | None = None
@@ -238,7 +254,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     # -- validation ----------------------------------------------------------
     def _check_settings(self) -> None:
         flags = ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only")
-        for name in (*flags, "airflow_webhook", "duration_aware", "retry_on_unknown_outcome"):
+        for name in (*flags, "airflow_webhook", "duration_aware", "retry_on_unknown_outcome", "end_in_triggerer"):
             if not isinstance(getattr(self, name), bool):
                 raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.deferrable and not self.wait_for_completion:
@@ -446,7 +462,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
-        store = run_id_store(context, STATE_KEY) if self.durable else None
+        store = self._store(context) if self.durable else None
         # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
         if store is not None and stored and stored.startswith(SYNC_INVOKE_MARK):
@@ -520,7 +536,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
-        self.log.info("Deferring: the triggerer waits for Alta %s", run.describe())
+        finish = self._triggerer_finish(context)
+        ending = "and ends the task when it succeeds" if finish is not None else "then the task resumes on a worker"
+        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending)
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=run.workflow_run_id,
@@ -533,10 +551,25 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 mailbox_interval=self.webhook_check_interval,
                 workflow_name=run.workflow_name,
                 workflow_version=run.workflow_version,
+                finish=finish.to_dict() if finish is not None else None,
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},
             timeout=None,
+        )
+
+    def _triggerer_finish(self, context: Context) -> TriggererFinish | None:
+        """What the trigger needs to end this task itself, or ``None`` when it may not."""
+        keeps_history = self.duration_aware and self.do_xcom_push
+        return finish_for(
+            self,
+            context,
+            output_schema=load_schema(self.output_schema, "output_schema", self._schema_dir()),
+            max_cost=self.max_cost,
+            max_tokens=self.max_tokens,
+            limits_warn_only=self.limits_warn_only,
+            recent_durations=self._recent_durations(context) if keeps_history else None,
+            forget_variable=variable_key(self._store(context)) if self.durable else None,
         )
 
     @classify_errors
@@ -578,15 +611,23 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
             queries=queries_sent(self) + trigger_queries,
         )
         if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
-            recent = self._recent_durations(context)[-(DURATION_HISTORY - 1) :]
-            context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=[*recent, run.execution_time_ms])
+            history = extended_history(self._recent_durations(context), run.execution_time_ms)
+            context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=history)
         self._forget_run(context)
         return result
 
     def _forget_run(self, context: Context) -> None:
         """Drop the stored run id: the task succeeded, or its run FAILED (a retry starts a new run anyway)."""
         if self.durable:
-            run_id_store(context, STATE_KEY).clear()
+            self._store(context).clear()
+
+    def _store(self, context: Context) -> RunIdStore:
+        """Where this task keeps its run id: somewhere its trigger can forget it, when the trigger may end it."""
+        return run_id_store(context, STATE_KEY, trigger_forgets=self._may_end_in_triggerer())
+
+    def _may_end_in_triggerer(self) -> bool:
+        """Whether the trigger may end this task: fixed by the task's settings, so every try agrees."""
+        return self.deferrable and self.end_in_triggerer and why_not_in_triggerer(self) is None
 
     def on_kill(self) -> None:
         if self._run_id:

@@ -13,11 +13,12 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 
 from airflow_provider_alta.compat import AirflowSensorTimeout, AirflowSkipException, conf
 from airflow_provider_alta.completion import finish_run, load_schema, queries_in_event, queries_sent, run_from_event
-from airflow_provider_alta.exceptions import AltaTimeoutError
+from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
 from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.fidelity import has_template_syntax
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for
 from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
     :param poll_ratio: pause as a fraction of the run's age, when deferred.
     :param output_format: ``"value"`` or ``"json"`` (the output as JSON text),
         as on :class:`~airflow_provider_alta.operators.alta.AltaRunWorkflowOperator`.
+    :param end_in_triggerer: (deferrable only) end the task in the triggerer
+        when the run SUCCEEDs, with its XComs pushed, instead of resuming it
+        on a worker; as on the operator, whose documentation gives the
+        trade-offs.
     """
 
     template_fields: Sequence[str] = ("workflow_run_id", "alta_conn_id", "output_schema")
@@ -68,6 +73,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         poll_max_interval: float = 300.0,
         poll_ratio: float = 0.09,
         output_format: str = "value",
+        end_in_triggerer: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -76,6 +82,9 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self.output_schema = output_schema
         self.output_format = ensure_output_format(output_format)
+        if not isinstance(end_in_triggerer, bool):
+            raise AltaValidationError(f"end_in_triggerer must be True or False, got {end_in_triggerer!r}")
+        self.end_in_triggerer = end_in_triggerer
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self._final_run: WorkflowRun | None = None
         if isinstance(workflow_run_id, str) and not has_template_syntax(workflow_run_id):
@@ -117,6 +126,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
+        schema = load_schema(self.output_schema, "output_schema")
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=self.workflow_run_id,
@@ -127,6 +137,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
                 last_status=run.status.value,
                 workflow_name=run.workflow_name,
                 workflow_version=run.workflow_version,
+                finish=_as_dict(finish_for(self, context, output_schema=schema)),
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},
@@ -161,3 +172,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err
             raise
+
+
+def _as_dict(finish: TriggererFinish | None) -> dict[str, Any] | None:
+    return finish.to_dict() if finish is not None else None

@@ -7,12 +7,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_alta.completion import EVENT_ERROR, EVENT_QUERIES, OUTPUT_WITHHELD, error_for_event, event_body
+from airflow_provider_alta.completion import (
+    EVENT_ERROR,
+    EVENT_QUERIES,
+    OUTPUT_WITHHELD,
+    error_for_event,
+    event_body,
+    log_closing_line,
+)
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
+from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.triggerer_finish import TriggererFinish
 from airflow_provider_alta.validation import ensure_positive_number
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, announces_end
 
@@ -47,6 +56,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     :param mailbox_interval: seconds between two mailbox reads (no API call).
     :param workflow_name: the run's workflow, when known, so that every log line names the run the same way.
     :param workflow_version: that workflow's version, when known.
+    :param finish: a :class:`~airflow_provider_alta.triggerer_finish.TriggererFinish` as a dict: when the run
+        SUCCEEDs and the task's contracts hold, the trigger pushes the task's XComs, forgets its stored run
+        id and ends it with ``TaskSuccessEvent``, so no worker runs it again. Only in a real triggerer:
+        ``dag.test()`` runs triggers inline and always resumes the task.
 
     The event is ``{"status": "success" | "failed" | "timeout" | "error",
     "workflow_run_id", "message", "run", "queries"}``; ``queries`` counts the
@@ -57,6 +70,8 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     An ``error`` event also carries ``error``: the error's class name and
     facts (status, code, endpoint…), so the task raises that same error and a
     rejected key fails without a retry, as it does outside the triggerer.
+    An event never carries the run's input, and its log line never shows the
+    output (Airflow logs every event it fires).
     """
 
     def __init__(
@@ -71,8 +86,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         mailbox_interval: float = 1.0,
         workflow_name: str | None = None,
         workflow_version: str | None = None,
+        finish: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.finish = dict(finish) if finish is not None else None
+        self._finish = TriggererFinish.from_dict(self.finish) if self.finish is not None else None
         self.workflow_name = workflow_name
         self.workflow_version = workflow_version
         self.mailbox = dict(mailbox) if mailbox is not None else None
@@ -101,6 +119,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 "mailbox_interval": self.mailbox_interval,
                 "workflow_name": self.workflow_name,
                 "workflow_version": self.workflow_version,
+                "finish": self.finish,
             },
         )
 
@@ -125,7 +144,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             payload[OUTPUT_WITHHELD] = withheld
         if error is not None:
             payload[EVENT_ERROR] = error_for_event(error)
-        return TriggerEvent(payload)
+        return RunEndEvent(payload=payload)
 
     def _last_seen(self) -> WorkflowRun | None:
         if self.last_status is None:
@@ -161,8 +180,53 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         except AltaError as err:
             yield self._event("error", f"{type(err).__name__}: {err}", error=err, queries=hook.queries_sent)
             return
+        if run.status is RunStatus.SUCCEED and self._finish is not None and await self._end_task(run, hook):
+            yield TaskSuccessEvent()
+            return
         status = "success" if run.status is RunStatus.SUCCEED else "failed"
         yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run, queries=hook.queries_sent)
+
+    async def _end_task(self, run: WorkflowRun, hook: AltaAsyncHook) -> bool:
+        """Finish the task here as its worker would; ``False`` (and why, in the log) when a worker must."""
+        from airflow_provider_alta import compat
+
+        finish = self._finish
+        assert finish is not None
+        if not compat.in_triggerer():
+            self.log.info("Not in a triggerer (dag.test() runs triggers inline): the task resumes to finish")
+            return False
+        try:
+            pushed = finish.xcoms(run, self.log)
+        except AltaError as err:
+            self.log.info("The task resumes on a worker to fail there: %s", err)
+            return False
+        try:
+            for key, value in pushed.items():
+                await compat.aset_xcom(
+                    key=key,
+                    value=value,
+                    dag_id=finish.dag_id,
+                    run_id=finish.run_id,
+                    task_id=finish.task_id,
+                    map_index=finish.map_index,
+                )
+            if finish.forget_variable:
+                await compat.adelete_variable(finish.forget_variable)
+        except Exception as exc:
+            self.log.warning(
+                "Could not finish %s in the triggerer (%s: %s); it resumes on a worker, which pushes its XComs",
+                finish.describe(),
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        queries = finish.queries_before + hook.queries_sent
+        emit_run_metrics(
+            run, dag_id=finish.dag_id, task_id=finish.task_id, conn_id=finish.conn_id, queries=queries, log=self.log
+        )
+        log_closing_line(run, self.log)
+        self.log.info("%s ends here, in the triggerer: its XComs are pushed", finish.describe())
+        return True
 
     async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
         """Read the webhook mailbox until it announces the end, confirmed by one query to Alta."""
@@ -203,6 +267,19 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             "and may still consume credits",
             self.workflow_run_id,
         )
+
+
+class RunEndEvent(TriggerEvent):
+    """A trigger event whose log line leaves the run's output out: Airflow logs every event it fires."""
+
+    def __repr__(self) -> str:
+        payload = self.payload
+        run = payload.get("run") if isinstance(payload, dict) else None
+        if isinstance(run, dict) and "output" in run:
+            payload = {**payload, "run": {**run, "output": "<not logged>"}}
+        return f"TriggerEvent<{payload!r}>"
+
+    __str__ = __repr__
 
 
 async def _read_mailbox(ref: TaskInstanceRef) -> Any:

@@ -39,13 +39,25 @@ def test_serialize_round_trip_is_plain_json_without_secrets():
     assert rebuilt.serialize() == (path, kwargs)
 
 
-async def test_success_event_carries_final_run(alta_emulator):
+async def test_success_event_carries_final_run_but_not_its_input(alta_emulator):
     run_id = start_run(0.8, alta_emulator)
     got = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
     assert len(got) == 1
     assert got[0]["status"] == "success" and got[0]["workflow_run_id"] == run_id
-    assert got[0]["run"] == alta_emulator.run(run_id)["body"]
+    body = dict(alta_emulator.run(run_id)["body"])
+    assert body.pop("input") == {"topic": "AI"}
+    assert got[0]["run"] == body
     assert session_pool.open_sessions() == 0  # released after the event
+
+
+async def test_event_log_line_leaves_the_output_out(alta_emulator):
+    run_id = start_run(0.3, alta_emulator)
+    (event,) = [event async for event in AltaWorkflowRunTrigger(run_id, polling=FAST).run()]
+    output = json.dumps(event.payload["run"]["output"])
+    assert len(output) > 20
+    for shown in (repr(event), str(event), f"{event}"):
+        assert run_id in shown and "<not logged>" in shown
+        assert output not in shown and output[1:21] not in shown
 
 
 async def test_failed_event(alta_emulator):

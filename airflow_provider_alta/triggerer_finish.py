@@ -1,0 +1,154 @@
+"""What a trigger needs to end its task itself when the run succeeds, with no second worker execution.
+
+A deferred task that resumes on a worker only to push XComs waits for the
+scheduler and a free worker slot, about ten seconds after the run ended. When
+the run SUCCEEDs and the task's contracts hold, the trigger pushes the same
+XComs the worker would, forgets the stored run id, sends the run's metrics,
+logs the closing line and ends the task with Airflow's ``TaskSuccessEvent``.
+Everything else (a FAILED run, a broken contract, an output XCom cannot
+carry, a timeout, an error) resumes on a worker as before, so retries,
+reattaching and error messages do not change.
+
+:class:`TriggererFinish` is the trigger kwarg that carries the task's side of
+that: plain JSON, no secret. It is only built where ending in the triggerer
+is safe (see :func:`why_not_in_triggerer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from airflow_provider_alta.completion import (
+    XCOM_RECENT_DURATIONS,
+    check_contracts,
+    extended_history,
+    queries_sent,
+    returned_output,
+    xcom_values,
+)
+from airflow_provider_alta.exceptions import AltaValidationError
+from airflow_provider_alta.models import WorkflowRun
+
+#: The XCom key of a task's return value.
+RETURN_VALUE = "return_value"
+
+
+@dataclass(frozen=True)
+class TriggererFinish:
+    """The task instance a trigger ends, and the settings its worker would have finished it with.
+
+    :param dag_id: the task instance's DAG.
+    :param run_id: its DAG run.
+    :param task_id: its task.
+    :param map_index: its map index (``-1`` when not mapped).
+    :param conn_id: the Alta connection, for the run's metrics.
+    :param push: the task's ``do_xcom_push``.
+    :param output_format: ``"value"`` or ``"json"``, as on the task.
+    :param output_schema: the JSON Schema the output must satisfy, already loaded.
+    :param max_cost: the task's cost limit.
+    :param max_tokens: the task's token limit.
+    :param limits_warn_only: only warn when a limit is exceeded.
+    :param recent_durations: the task's duration history to extend (``None``: it keeps none).
+    :param forget_variable: the Variable holding the run id, deleted when the task ends.
+    :param queries_before: the queries the task sent before deferring, for the run's metrics.
+    """
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    conn_id: str
+    push: bool
+    output_format: str = "value"
+    output_schema: dict[str, Any] | None = None
+    max_cost: float | None = None
+    max_tokens: float | None = None
+    limits_warn_only: bool = False
+    recent_durations: list[float] | None = None
+    forget_variable: str | None = None
+    queries_before: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Any) -> TriggererFinish:
+        """The spec from trigger kwargs, refusing anything else (a trigger must fail at once, not on success)."""
+        known = {f.name for f in fields(cls)}
+        if not isinstance(value, dict) or not known.issuperset(value):
+            unknown = sorted(set(value) - known) if isinstance(value, dict) else type(value).__name__
+            raise AltaValidationError(f"finish must be a TriggererFinish as a dict; unexpected {unknown}")
+        return cls(**value)
+
+    def describe(self) -> str:
+        index = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}{index}"
+
+    def xcoms(self, run: WorkflowRun, log: Any) -> dict[str, Any]:
+        """The XComs the worker would push for this SUCCEEDed run, in the order it pushes them.
+
+        Raises the :class:`~airflow_provider_alta.exceptions.AltaError` the worker would raise (a broken
+        contract, an output XCom cannot carry): the task must then resume on a worker to fail with it.
+        A warning the worker would log (``limits_warn_only``) goes to ``log``.
+        """
+        check_contracts(
+            run,
+            output_schema=self.output_schema,
+            max_cost=self.max_cost,
+            max_tokens=self.max_tokens,
+            limits_warn_only=self.limits_warn_only,
+            log=log,
+        )
+        value = returned_output(run, output_format=self.output_format, push=self.push)
+        if not self.push:
+            return {}
+        pushed = dict(xcom_values(run))
+        if value is not None:  # a task returning None pushes no return value
+            pushed[RETURN_VALUE] = value
+        if self.recent_durations is not None and run.execution_time_ms:
+            pushed[XCOM_RECENT_DURATIONS] = extended_history(self.recent_durations, run.execution_time_ms)
+        return pushed
+
+
+def why_not_in_triggerer(task: Any) -> str | None:
+    """Why ``task`` must resume on a worker after its run succeeds, or ``None`` when the triggerer may end it.
+
+    * outlets: a task ended in the triggerer emits no asset events;
+    * a mapped task downstream: the worker's push records how many items to map over;
+    * ``multiple_outputs``: each key is pushed by the worker.
+    """
+    if getattr(task, "outlets", None):
+        return "it has outlets, and a task ended in the triggerer emits no asset events"
+    mapped = getattr(task, "iter_mapped_dependants", None)
+    if mapped is not None and next(iter(mapped()), None) is not None:
+        return "a mapped task expands over its output, which only a worker's push records"
+    if getattr(task, "multiple_outputs", False):
+        return "multiple_outputs pushes one XCom per key, which only a worker does"
+    return None
+
+
+def finish_for(task: Any, context: Any, **settings: Any) -> TriggererFinish | None:
+    """What the trigger of ``task`` (the operator or the sensor) needs to end it, or ``None`` when it may not.
+
+    ``settings`` are the task's own :class:`TriggererFinish` fields (contracts, duration history, store);
+    why a task resumes on a worker instead is logged, so its log says which path it takes.
+    """
+    if not task.end_in_triggerer:
+        return None
+    reason = why_not_in_triggerer(task)
+    if reason is not None:
+        task.log.info("The task resumes on a worker after its run, not in the triggerer: %s", reason)
+        return None
+    ti = context["ti"]
+    return TriggererFinish(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+        conn_id=task.alta_conn_id,
+        push=task.do_xcom_push,
+        output_format=task.output_format,
+        queries_before=queries_sent(task),
+        **settings,
+    )
