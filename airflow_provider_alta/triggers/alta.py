@@ -201,15 +201,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             self.log.info("The task resumes on a worker to fail there: %s", err)
             return False
         try:
-            for key, value in pushed.items():
-                await compat.aset_xcom(
-                    key=key,
-                    value=value,
-                    dag_id=finish.dag_id,
-                    run_id=finish.run_id,
-                    task_id=finish.task_id,
-                    map_index=finish.map_index,
-                )
+            await compat.aset_xcoms(
+                pushed, dag_id=finish.dag_id, run_id=finish.run_id, task_id=finish.task_id, map_index=finish.map_index
+            )
             if finish.forget_variable:
                 await compat.adelete_variable(finish.forget_variable)
         except Exception as exc:

@@ -43,11 +43,15 @@ HOOKED = {
     "alta_hook_early": ("sk-e2e-EARLY-SECRET-55ee", {"duration": 0.3}),
 }
 WEBHOOK_SECRET = "whs-e2e-SECRET-6f0e93c1d2"
+#: The key of the DAG whose deferred task ends in the triggerer; its output's headline names the run's topic.
+FINISH_KEY = "sk-e2e-FINISH-SECRET-66ff"
+FINISH_WORKFLOW = {"duration": 12.0, "output": {"headline": "Finished-${topic}-output-7f3a", "items": [1, 2, 3]}}
 SECRETS = (
     API_KEY,
     SLOW_KEY,
     WORKER_KEY,
     RETRY_KEY,
+    FINISH_KEY,
     WEBHOOK_TOKEN,
     WEBHOOK_SECRET,
     *(key for key, _ in HOOKED.values()),
@@ -218,6 +222,7 @@ class Stack:
                 SLOW_KEY: {"duration": 25.0},
                 WORKER_KEY: {"duration": 15.0},
                 RETRY_KEY: {"duration": 12.0},
+                FINISH_KEY: FINISH_WORKFLOW,
                 **dict(HOOKED.values()),
                 **dict(self.shape.workflows),
             }
@@ -263,6 +268,7 @@ class Stack:
             AIRFLOW_CONN_ALTA_SLOW=conn(SLOW_KEY),
             AIRFLOW_CONN_ALTA_WORKER=conn(WORKER_KEY),
             AIRFLOW_CONN_ALTA_RETRY=conn(RETRY_KEY),
+            AIRFLOW_CONN_ALTA_FINISH=conn(FINISH_KEY),
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",
             AIRFLOW_VAR_ALTA_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import tempfile
 import urllib.error
 import urllib.parse
@@ -25,7 +26,17 @@ from airflow_provider_alta.webhook import (
     grant_from_path,
     sign,
 )
-from tests.e2e.stack import HOOKED, RETRY_KEY, SECRETS, SLOW_KEY, WEBHOOK_SECRET, WORKER_KEY, Stack, wait_for
+from tests.e2e.stack import (
+    FINISH_KEY,
+    HOOKED,
+    RETRY_KEY,
+    SECRETS,
+    SLOW_KEY,
+    WEBHOOK_SECRET,
+    WORKER_KEY,
+    Stack,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -198,6 +209,54 @@ def test_webhook_faults_lost_duplicated_and_early(stack):
     (delivery,) = deliveries_for(stack, [early])
     assert delivery["status"] == 200 and delivery["at"] < early["ends_at"] + 2.5
     assert early["queries"] == 1
+
+
+def worker_starts(stack: Stack, dag_id: str, run_id: str, task_id: str) -> int:
+    """How many times a worker started the task instance: each start asks the Execution API to run it."""
+    ti_id = stack.task_instance(dag_id, run_id, task_id)["id"]
+    return (stack.home / "service-api-server.log").read_text(errors="replace").count(f"/task-instances/{ti_id}/run")
+
+
+def test_deferred_task_ends_in_the_triggerer(stack):
+    dag_id = "e2e_end_in_triggerer"
+    run_id = stack.trigger(dag_id)
+    assert stack.wait_dag_run(dag_id, run_id, timeout=240) == "success"
+    (ended,) = stack.alta_runs(dag_id, run_id, "run")
+    # One worker execution (invoke, defer); the trigger ended the task. The task with outlets resumed on a worker.
+    assert worker_starts(stack, dag_id, run_id, "run") == 1
+    assert worker_starts(stack, dag_id, run_id, "with_outlets") == 2
+    # Run end → task success (the figures, ending in the triggerer against resuming, are in bench/README.md).
+    assert ended["delay"] < 30, ended
+    assert invokes(stack, FINISH_KEY) == 2
+    body = stack.emulator(f"/_emulator/runs/{ended['workflow_run_id']}")["body"]
+    assert stack.xcom(dag_id, run_id, "run") == body["output"]
+    pushed = {
+        "workflow_run_id": ended["workflow_run_id"],
+        "status": "SUCCEED",
+        "total_cost": body["totalCost"],
+        "total_tokens": body["totalTokens"],
+        "workflow_execution_time_ms": body["workflowExecutionTime"],
+    }
+    for key, value in pushed.items():
+        assert stack.xcom(dag_id, run_id, "run", key) == value, key
+    assert stack.xcom(dag_id, run_id, "run", "alta_recent_execution_times_ms") == [body["workflowExecutionTime"]]
+    # The downstream task read the XComs the trigger pushed, as it would a worker's.
+    assert stack.xcom(dag_id, run_id, "read") == {"headline_length": len(body["output"]["headline"]), **pushed}
+    events = stack.request("GET", f"/api/v2/assets/events?source_dag_id={dag_id}&source_run_id={run_id}")
+    assert [event["source_task_id"] for event in events["asset_events"]] == ["with_outlets"]
+    assert durable_variables(stack, dag_id) == []  # the trigger forgot the run id
+    # The output travelled in no event: it is in no log, and in the metadata database once (its XCom).
+    marker = body["output"]["headline"]
+    assert marker == "Finished-Solo-output-7f3a"
+    logs = [*stack.home.glob("service-*.log"), *(stack.home / "logs").rglob("*")]
+    assert any("trigger" in p.name for p in logs)
+    assert [str(p) for p in logs if p.is_file() and marker.encode() in p.read_bytes()] == []
+    database = sqlite3.connect(stack.home / "airflow.db")
+    try:
+        dump = "\n".join(database.iterdump())
+    finally:
+        database.close()
+    assert dump.count(marker) == 1
 
 
 def test_no_import_errors(stack):

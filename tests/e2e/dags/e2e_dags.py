@@ -64,3 +64,29 @@ for conn_id, fallback in (("alta_hook_lost", 5), ("alta_hook_dup", 60), ("alta_h
             timeout=600,
         )
     globals()[f"e2e_{conn_id}"] = fault_dag
+
+# A deferred task ended by its trigger, a downstream task reading its XComs, and a task with outlets, which must
+# resume on a worker to emit its asset event.
+with DAG("e2e_end_in_triggerer", schedule=None, start_date=START, catchup=False) as end_in_triggerer:
+    from airflow.sdk import Asset, task
+
+    ended = AltaRunWorkflowOperator(
+        task_id="run", alta_conn_id="alta_finish", input={"topic": "Solo"}, deferrable=True, timeout=600
+    )
+    with_outlets = AltaRunWorkflowOperator(
+        task_id="with_outlets",
+        alta_conn_id="alta_finish",
+        input={"topic": "Assets"},
+        deferrable=True,
+        timeout=600,
+        outlets=[Asset("alta_e2e_news")],
+    )
+
+    @task
+    def read(ti=None) -> dict:
+        # Pulled here, not passed as an argument: an argument would be stored among the rendered fields.
+        keys = ("workflow_run_id", "status", "total_cost", "total_tokens", "workflow_execution_time_ms")
+        pulled = {key: ti.xcom_pull(task_ids="run", key=key) for key in keys}
+        return {"headline_length": len(ti.xcom_pull(task_ids="run")["headline"]), **pulled}
+
+    ended >> read()
