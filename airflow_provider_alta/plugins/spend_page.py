@@ -40,7 +40,9 @@ _WIDTH, _HEIGHT, _LEFT, _BOTTOM, _TOP = 1040, 170, 56, 22, 10
 
 
 def _number(value: float, digits: int = 4) -> str:
-    return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if value else "0"
+    """``value`` with thousands separators and at most ``digits`` decimals, trailing zeros dropped."""
+    text = f"{value:,.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _chart(report: SpendReport, name: str, unit: str, value: Callable[[SpendTotals], float], digits: int) -> str:

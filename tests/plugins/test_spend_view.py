@@ -109,6 +109,7 @@ def test_page_shows_the_chart_table_and_totals(host):
     page = answer.text
     assert f'data-date="{TODAY.isoformat()}" data-value="0.55' in page  # the cost bar of today
     assert page.count('class="bar bar-cost"') == 30 and page.count('class="bar bar-tokens"') == 30
+    assert '<b id="total-tokens">420</b>' in page and "<td class=n>400</td>" in page
     assert '<b id="total-cost">1.05</b>' in page and '<b id="total-runs">5</b>' in page
     assert page.count('class="spend-row"') == 2 and "<script" not in page and "http" not in page.split("</style>")[0]
 
