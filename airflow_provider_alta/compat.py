@@ -23,6 +23,9 @@ a run id a trigger forgets    an Airflow Variable on every release   (no release
                               (see :func:`run_id_store`)             task state store)
 ``Stats`` (metrics)           ``airflow.sdk.observability.stats``    ``airflow.stats`` (3.0, 3.1), whose backend
                               (3.2+), set up by ``initialize``       is chosen once, when it is first imported
+a plugin's page in the UI     ``external_views`` (3.1+)              none: reachable by its URL only (3.0)
+the API server's caller       ``get_user`` reads the Bearer header   the header only (3.0): the UI's session
+                              or the UI's session cookie (3.1+)      cookie is read here, then the same check
 ============================  =====================================  =========================================
 
 ``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
@@ -79,11 +82,13 @@ __all__ = [
     "adelete_variable",
     "aget_connection",
     "aget_xcom",
+    "api_server_user",
     "aset_xcoms",
     "call_task_function",
     "conf",
     "get_xcom",
     "in_triggerer",
+    "plugin_nav_views",
     "pull_earlier_xcom",
     "reset_stats",
     "resumed_by_an_earlier_try",
@@ -147,6 +152,43 @@ def reset_stats() -> None:
         client.initialize(factory=factory, export_legacy_names=legacy)
     else:
         client.initialize(factory=factory)
+
+
+def plugin_nav_views(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A plugin's ``external_views`` entries for the UI's navigation (3.1+); none where the UI has no such entries
+    (3.0), whose pages are then reachable by their URL only."""
+    from airflow.plugins_manager import AirflowPlugin
+
+    return views if hasattr(AirflowPlugin, "external_views") else []
+
+
+def api_server_user() -> Any:
+    """The API server's FastAPI dependency naming the caller, for a plugin's own routes.
+
+    It accepts what Airflow's own API accepts: a JWT as ``Authorization: Bearer``, or the UI's session cookie
+    (how a page opened from the UI is authenticated), and answers 401 when there is none, 401/403 for an
+    expired or invalid one. On 3.1+ that is Airflow's ``get_user``; 3.0's reads the header only, so the token
+    is taken from the header or the cookie here and handed to it.
+    """
+    from airflow.api_fastapi.core_api.security import get_user as airflow_get_user
+
+    if "request" in inspect.signature(airflow_get_user).parameters:  # Airflow 3.1+
+        return airflow_get_user
+    get_user: Any = airflow_get_user  # 3.0's takes the token itself
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from fastapi import HTTPException, Request
+
+    async def user_from_header_or_cookie(request: Request) -> Any:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            token = request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+        if not token.strip():
+            raise HTTPException(status_code=401, detail="Not authenticated")
+        return await get_user(token.strip())
+
+    # FastAPI reads the annotations at runtime; this module's are strings (``from __future__ import annotations``).
+    user_from_header_or_cookie.__annotations__ = {"request": Request, "return": Any}
+    return user_from_header_or_cookie
 
 
 async def aget_connection(conn_id: str) -> Connection:

@@ -11,6 +11,7 @@ import hook_overhead
 import import_cost
 import large_output
 import polling_scorecard
+import spend_view
 import triggerer_scale
 import webhook_attacks
 import webhook_e2e
@@ -26,6 +27,7 @@ def main() -> None:
         triggerer_scale,
         webhook_e2e,
         webhook_attacks,
+        spend_view,
     ):
         lines += [*bench.main(), ""]
     report = Path(__file__).parent / "report.md"

@@ -33,10 +33,7 @@ with a count once a minute. Never a body, header or secret.
 
 import json
 import logging
-import sys
 from typing import TYPE_CHECKING, Any
-
-from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_alta.plugins.receiver_log import CappedPathInAccessLog, RejectionLog, printable
 from airflow_provider_alta.plugins.request_body import READ_TIMEOUT_SECONDS
@@ -44,9 +41,7 @@ from airflow_provider_alta.webhook import (
     MAX_BODY_BYTES,
     ROUTE,
     SIGNATURE_HEADER,
-    URL_PREFIX,
     WebhookGrant,
-    WebhookSettings,
     grant_from_path,
     mailbox_notice,
     signature_matches,
@@ -177,27 +172,3 @@ def create_app(
         return answer(200, outcome.value, grant, said.get(outcome), notice)
 
     return app
-
-
-def _running_in_api_server() -> bool:
-    return len(sys.argv) > 1 and sys.argv[1] == "api-server"
-
-
-class AltaWebhookPlugin(AirflowPlugin):
-    """Mounts the receiver on the API server when ``[alta] webhook_enabled`` is true.
-
-    Other Airflow processes load the plugin too; only the API server builds the app.
-    """
-
-    name = "alta_webhook_receiver"
-
-    @classmethod
-    def fastapi_apps_for(cls, settings: WebhookSettings, in_api_server: bool) -> list[dict[str, Any]]:
-        if not (settings.enabled and in_api_server):
-            return []
-        return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Alta webhook receiver"}]
-
-
-AltaWebhookPlugin.fastapi_apps = AltaWebhookPlugin.fastapi_apps_for(
-    WebhookSettings.from_config(), _running_in_api_server()
-)

@@ -245,3 +245,11 @@ with dag("t_sensor_json") as t_sensor_json:
         task_id="wait", workflow_run_id=start.output, deferrable=True, output_format="json", **FAST
     )
     show.override(task_id="show_json")(sensed.output, "json")
+
+# The spend view's data: four mapped runs and a FAILED one in one DAG, one run in another.
+with dag("t_spend") as t_spend:
+    AltaRunWorkflowOperator.partial(task_id="news").expand(input=[{"topic": f"S{i}"} for i in range(4)])
+    AltaRunWorkflowOperator(task_id="fails", alta_conn_id="alta_spend_fail", input={"topic": "AI"})
+
+with dag("t_spend_other") as t_spend_other:
+    AltaRunWorkflowOperator(task_id="news", input={"topic": "Other"})

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.plugins.webhook_receiver import AltaWebhookPlugin
+from airflow_provider_alta.plugins.api_server import AltaPlugin
 from airflow_provider_alta.webhook import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
@@ -151,10 +151,12 @@ def test_logs_name_the_task_and_run_but_no_secret(receiver, target, caplog):
 
 def test_plugin_mounts_the_app_only_in_an_enabled_api_server():
     enabled = WebhookSettings(enabled=True, base_url="https://airflow.example.com")
-    assert AltaWebhookPlugin.fastapi_apps_for(WebhookSettings(), in_api_server=True) == []
-    assert AltaWebhookPlugin.fastapi_apps_for(enabled, in_api_server=False) == []
-    (app,) = AltaWebhookPlugin.fastapi_apps_for(enabled, in_api_server=True)
-    assert app["url_prefix"] == "/alta" and app["app"] is not None
+    disabled = AltaPlugin.fastapi_apps_for(WebhookSettings(), in_api_server=True)
+    assert [app["url_prefix"] for app in disabled] == ["/alta-spend"]  # the spend view alone
+    assert AltaPlugin.fastapi_apps_for(enabled, in_api_server=False) == []
+    apps = AltaPlugin.fastapi_apps_for(enabled, in_api_server=True)
+    assert [app["url_prefix"] for app in apps] == ["/alta", "/alta-spend"]
+    assert all(app["app"] is not None for app in apps)
 
 
 def test_path_round_trips_awkward_run_ids(receiver, target):

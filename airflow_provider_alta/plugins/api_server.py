@@ -1,0 +1,75 @@
+"""The provider's one Airflow plugin: what it adds to the API server.
+
+* the webhook receiver under ``/alta`` (:mod:`.webhook_receiver`), when ``[alta] webhook_enabled`` is true;
+* the "Alta spend" view under ``/alta-spend`` (:mod:`.spend_view`), always, and its entry in the UI's navigation
+  ("Browse" menu) where the UI has plugin views (Airflow 3.1+; on 3.0 it is reachable by its URL only).
+
+Every Airflow process loads plugins; only the API server builds the apps, so nothing here imports FastAPI,
+the view or the receiver anywhere else. The two apps share nothing but this mount.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+from urllib.parse import urlparse
+
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow_provider_alta.compat import conf, plugin_nav_views
+from airflow_provider_alta.webhook import URL_PREFIX as WEBHOOK_PREFIX
+from airflow_provider_alta.webhook import WebhookSettings
+
+#: Where the spend view is mounted (kept equal to ``spend_view.URL_PREFIX``, which only the API server imports).
+SPEND_PREFIX = "/alta-spend"
+
+
+def _running_in_api_server() -> bool:
+    return len(sys.argv) > 1 and sys.argv[1] == "api-server"
+
+
+def _base_path() -> str:
+    """The path part of ``[api] base_url`` (empty when Airflow is served at the root)."""
+    return urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+
+def spend_nav_view(base_path: str = "") -> dict[str, Any]:
+    """The UI's navigation entry for the spend view (an ``external_views`` entry, shown in its frame)."""
+    return {
+        "name": "Alta spend",
+        "href": f"{base_path}{SPEND_PREFIX}/",
+        "url_route": "alta-spend",
+        "destination": "nav",
+        "category": "browse",
+    }
+
+
+class AltaPlugin(AirflowPlugin):
+    """Mounts the webhook receiver (when enabled) and the spend view on the API server, and lists the view in the
+    UI's navigation."""
+
+    name = "alta_webhook_receiver"
+
+    @classmethod
+    def fastapi_apps_for(cls, settings: WebhookSettings, in_api_server: bool) -> list[dict[str, Any]]:
+        """The apps to mount: none outside the API server."""
+        if not in_api_server:
+            return []
+        from airflow_provider_alta.plugins import spend_view
+
+        apps = [
+            {
+                "app": spend_view.create_app(_base_path() + SPEND_PREFIX),
+                "url_prefix": SPEND_PREFIX,
+                "name": "Alta spend",
+            }
+        ]
+        if settings.enabled:
+            from airflow_provider_alta.plugins.webhook_receiver import create_app
+
+            apps.insert(0, {"app": create_app(), "url_prefix": WEBHOOK_PREFIX, "name": "Alta webhook receiver"})
+        return apps
+
+
+AltaPlugin.fastapi_apps = AltaPlugin.fastapi_apps_for(WebhookSettings.from_config(), _running_in_api_server())
+AltaPlugin.external_views = plugin_nav_views([spend_nav_view(_base_path())])
