@@ -187,6 +187,18 @@ def test_deferrable_success(alta_emulator, capsys):
     assert alta_emulator.run(run_id)["queries"] >= 1
 
 
+def test_deferrable_under_dag_test_resumes_to_finish(alta_emulator, capsys):
+    """dag.test() runs the trigger inline and resumes the task whatever it yields: the trigger never ends it."""
+    alta_emulator.configure(duration=0.5)
+    result = run_dag("t_deferrable")
+    assert result.state == "success"
+    out = plain(capsys.readouterr().out)
+    assert "the triggerer waits for Alta" in out and "and ends the task when it succeeds" in out
+    assert "Not in a triggerer (dag.test() runs triggers inline): the task resumes to finish" in out
+    assert "ends here, in the triggerer" not in out
+    assert out.count("ended SUCCEED") == 1  # the closing line, once, from the resumed task
+
+
 def test_deferrable_failed(alta_emulator, capsys):
     alta_emulator.configure(duration=0.5, outcome="fail")
     result = run_dag("t_deferrable")
@@ -222,6 +234,7 @@ def test_deferrable_timeout(alta_emulator, capsys):
         ({"input": {}, "output_schema": 42}, "output_schema must be a JSON Schema"),
         ({"input": {}, "output_schema": "/nonexistent/schema.json"}, "cannot read schema file"),
         ({"input": {}, "run_async": "yes"}, "run_async must be True or False"),
+        ({"input": {}, "deferrable": True, "end_in_triggerer": 1}, "end_in_triggerer must be True or False"),
         ({"input": {}, "user_id": 5}, "user_id"),
         ({"input": {}, "run_async": True, "airflow_webhook": True}, "airflow_webhook=True needs deferrable=True"),
         ({"input": {}, "deferrable": True, "airflow_webhook": "yes"}, "airflow_webhook must be True or False"),

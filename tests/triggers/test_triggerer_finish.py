@@ -1,0 +1,113 @@
+"""What a trigger checks and pushes when it ends its task itself (the real triggerer path is in tests/e2e)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+
+import pytest
+from airflow.sdk import DAG, Asset
+
+from airflow_provider_alta.compat import run_id_store, variable_key
+from airflow_provider_alta.exceptions import AltaContractError, AltaUnsupportedOutputError, AltaValidationError
+from airflow_provider_alta.models import WorkflowRun
+from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.triggerer_finish import TriggererFinish, why_not_in_triggerer
+from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+from tests.conftest import SECRET_KEY
+
+BODY = {
+    "workflowRunId": "r-1",
+    "status": "SUCCEED",
+    "workflowName": "todayNews",
+    "workflowVersion": "1.0.1",
+    "input": {"topic": "AI"},
+    "output": {"news": [{"title": "A"}]},
+    "totalCost": 0.5,
+    "totalTokens": 1200,
+    "workflowExecutionTime": 15000,
+}
+WHERE = {"dag_id": "d", "run_id": "manual__1", "task_id": "t", "map_index": -1, "conn_id": "alta_default"}
+log = logging.getLogger(__name__)
+
+
+def run(**changes) -> WorkflowRun:
+    return WorkflowRun.from_response({**BODY, **changes})
+
+
+def test_pushes_what_the_worker_pushes():
+    pushed = TriggererFinish(**WHERE, push=True, recent_durations=[9000.0, 11000.0]).xcoms(run(), log)
+    assert pushed == {
+        "workflow_run_id": "r-1",
+        "status": "SUCCEED",
+        "total_cost": 0.5,
+        "total_tokens": 1200,
+        "workflow_execution_time_ms": 15000,
+        "workflow_name": "todayNews",
+        "workflow_version": "1.0.1",
+        "return_value": {"news": [{"title": "A"}]},
+        "alta_recent_execution_times_ms": [9000.0, 11000.0, 15000],
+    }
+
+
+def test_output_as_json_text_and_no_push():
+    text = TriggererFinish(**WHERE, push=True, output_format="json").xcoms(run(), log)["return_value"]
+    assert isinstance(text, str) and json.loads(text) == BODY["output"]
+    assert TriggererFinish(**WHERE, push=False).xcoms(run(), log) == {}
+    assert "return_value" not in TriggererFinish(**WHERE, push=True).xcoms(run(output=None), log)
+
+
+@pytest.mark.parametrize(
+    ("settings", "changes", "error", "message"),
+    [
+        ({"max_cost": 0.1}, {}, AltaContractError, "over max_cost=0.1"),
+        ({"max_tokens": 100}, {}, AltaContractError, "over max_tokens=100"),
+        ({"output_schema": {"type": "object", "required": ["summary"]}}, {}, AltaContractError, "output_schema"),
+        ({}, {"output": {"__classname__": "x"}}, AltaUnsupportedOutputError, "output_format='json'"),
+    ],
+)
+def test_a_broken_contract_is_the_workers_to_raise(settings, changes, error, message):
+    with pytest.raises(error, match=message) as caught:
+        TriggererFinish(**WHERE, push=True, **settings).xcoms(run(**changes), log)
+    assert caught.value.workflow_run_id == "r-1"
+
+
+def test_limits_warn_only_warns_and_ends(caplog):
+    finish = TriggererFinish(**WHERE, push=True, max_cost=0.1, limits_warn_only=True)
+    with caplog.at_level(logging.WARNING):
+        assert finish.xcoms(run(), log)["status"] == "SUCCEED"
+    assert "continuing because limits_warn_only=True" in caplog.text
+
+
+def test_kwargs_round_trip_as_plain_json_without_secrets():
+    finish = TriggererFinish(**WHERE, push=True, output_schema={"type": "object"}, forget_variable="alta_run_id.x")
+    trigger = AltaWorkflowRunTrigger("r-1", finish=finish.to_dict())
+    path, kwargs = trigger.serialize()
+    assert json.loads(json.dumps(kwargs)) == kwargs and SECRET_KEY not in json.dumps(kwargs)
+    assert AltaWorkflowRunTrigger(**kwargs).serialize() == (path, kwargs)
+    with pytest.raises(AltaValidationError, match="unexpected \\['password'\\]"):
+        AltaWorkflowRunTrigger("r-1", finish={**finish.to_dict(), "password": "x"})
+
+
+def test_tasks_that_must_resume_on_a_worker():
+    with DAG("d", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
+        plain = AltaRunWorkflowOperator(task_id="plain", input={}, deferrable=True)
+        outlets = AltaRunWorkflowOperator(task_id="outlets", input={}, deferrable=True, outlets=[Asset("news")])
+        expanded = AltaRunWorkflowOperator(task_id="expanded", input={}, deferrable=True)
+        AltaRunWorkflowOperator.partial(task_id="per_item", deferrable=True).expand(input=expanded.output)
+    assert why_not_in_triggerer(plain) is None
+    assert "asset events" in (why_not_in_triggerer(outlets) or "")
+    assert "mapped task" in (why_not_in_triggerer(expanded) or "")
+
+
+def test_a_task_its_trigger_may_end_keeps_its_run_id_in_a_variable():
+    class TaskStateStore:  # what Airflow 3.3 puts in the context
+        def get(self, key):
+            return None
+
+    ti = type("TI", (), {"dag_id": "d", "run_id": "manual__1", "task_id": "t", "map_index": -1})()
+    context = {"task_state_store": TaskStateStore(), "ti": ti}
+    assert variable_key(run_id_store(context, "k")) is None  # the task state store
+    key = variable_key(run_id_store(context, "k", trigger_forgets=True))
+    assert key is not None and key.startswith("alta_run_id.")
