@@ -8,6 +8,7 @@ from ``VmHWM`` and reset through ``/proc/self/clear_refs`` between the two phase
 
   - bare client: ``requests`` + ``response.json()``;
   - sync: ``AltaHook.invoke_workflow`` + ``finish_run`` (the checks before the push);
+  - sync-json: as sync, with ``output_format="json"`` (the output handed over as JSON text);
   - deferred: the trigger's query (``AltaAsyncHook.get_run``, aiohttp) and its event body, then the task's
     ``run_from_event`` + ``finish_run``. What Airflow itself does with the event (storing it, logging it,
     ``next_kwargs``) is not counted here;
@@ -44,7 +45,7 @@ SHAPES = {
         "documents": [{"title": f"doc {i}", "body": "lorem ipsum " * (size // 240)} for i in range(20)]
     },
 }
-MODES = ("baseline", "sync", "deferred")
+MODES = ("baseline", "sync", "deferred", "sync-json")
 
 
 def _status_kb(field: str) -> int:
@@ -101,9 +102,11 @@ def _measure(mode: str, url: str, key: str) -> None:
             timeout=60,
         ).json()
         output = answer["output"]
-    elif mode == "sync":
+    elif mode in ("sync", "sync-json"):
         run = hook.invoke_workflow({"topic": "bench"})
-        output = finish_run(run, context={"ti": Ti()}, log=Log(), push=True)
+        output_format = "json" if mode == "sync-json" else "value"
+        output = finish_run(run, context={"ti": Ti()}, log=Log(), push=True, output_format=output_format)
+        del run
     else:
         run_id = hook.invoke_workflow({"topic": "bench"}, is_async=True).workflow_run_id
         time.sleep(0.2)
@@ -112,6 +115,7 @@ def _measure(mode: str, url: str, key: str) -> None:
         del body
         run = run_from_event(event, run_id, fetch=hook.get_run)
         output = finish_run(run, context={"ti": Ti()}, log=Log(), push=True)
+        del run, event
     read = _status_kb("VmHWM") - started
     _reset_peak()
     pushed = json.dumps(output)  # what an XCom push of the output writes
@@ -187,13 +191,13 @@ def main(size: int = 20 * MB, before: str | None = None) -> list[str]:
     lines = [
         f"## Large output (peak RSS above the imports, fresh interpreter per path; {title})",
         "",
-        "| output | path | read, before | read, after | with the XCom push, before | with the XCom push, after |",
+        "| output | path | read, before | read, after | push, before | push, after |",
         "|---|---|---|---|---|---|",
     ]
     for shape, by_mode in figures.items():
         payload = by_mode["baseline"]["after"]["pushed"]
         for mode, by_code in by_mode.items():
-            name = "bare client" if mode == "baseline" else mode
+            name = {"baseline": "bare client", "sync-json": 'sync, `output_format="json"`'}.get(mode, mode)
             lines.append(
                 f"| {shape}, {payload / MB:.1f} MB | {name} "
                 f"| {_cell(by_code.get('before'), 'read', payload)} | {_cell(by_code['after'], 'read', payload)} "
