@@ -601,11 +601,10 @@ class AltaAsyncHook(_AltaHookBase):
 async def _read_text(response: aiohttp.ClientResponse) -> str:
     """The body decoded as ``response.text()`` decodes it, read into one buffer released before parsing.
 
-    ``text()`` keeps every chunk of the body until the last one arrives and then joins them, and the
-    response keeps the joined bytes: a 20 MB answer then held the process's heap 45 MB higher while its
-    JSON was parsed. Here each chunk is freed as soon as it is copied. The encoding is the one aiohttp
-    picks for the pool's sessions: the declared charset when Python knows it, else UTF-8 (the sessions
-    keep aiohttp's default fallback).
+    ``text()`` keeps every chunk of the body until the last one arrives, joins them, and the response
+    keeps the joined bytes while the text is parsed. Here each chunk is freed as soon as it is copied,
+    and the buffer as soon as it is decoded. The encoding is the one aiohttp picks for the pool's
+    sessions: the declared charset when Python knows it, else UTF-8 (aiohttp's default fallback).
     """
     body = bytearray()
     async for chunk in response.content.iter_any():
