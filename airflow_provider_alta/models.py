@@ -51,7 +51,8 @@ class WorkflowRun:
     """One workflow run as the API last described it.
 
     Unknown fields are kept in ``raw``; optional fields the API left out are
-    ``None``. Only ``workflowRunId`` and ``status`` are required.
+    ``None``. Only ``workflowRunId`` and ``status`` are required. The repr
+    leaves ``output`` and ``raw`` out: an output can be tens of megabytes.
     """
 
     workflow_run_id: str
@@ -60,7 +61,7 @@ class WorkflowRun:
     workflow_name: str | None = None
     workflow_version: str | None = None
     input: dict[str, Any] | None = None
-    output: Any = None
+    output: Any = field(default=None, repr=False)
     execution_time_ms: float | None = None
     total_cost: float | None = None
     total_tokens: int | float | None = None

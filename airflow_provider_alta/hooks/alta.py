@@ -11,6 +11,8 @@ file importing an operator stays cheap to parse.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -223,7 +225,11 @@ class AltaHook(_AltaHookBase):
             )
         except requests.RequestException as exc:
             raise _requests_transport_error(request, url, exc) from exc
-        return self._read_answer(request, response.status_code, response.headers, response.text)
+        status, headers, text = response.status_code, response.headers, response.text
+        # The response holds the body's bytes: let them go before the text is parsed, so a large answer is
+        # in memory twice at most (text and objects), not three times.
+        del response
+        return self._read_answer(request, status, headers, text)
 
     def _hold_for_budget(self, *, for_poll: bool) -> None:
         """Wait out a ``Retry-After`` or an empty window the key already told us about."""
@@ -530,10 +536,10 @@ class AltaAsyncHook(_AltaHookBase):
                 timeout=self._timeout,
                 proxy=config.proxy_url,
             ) as response:
-                text = await response.text()
+                status, headers, text = response.status, response.headers, await _read_text(response)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _aiohttp_transport_error(request, url, exc) from exc
-        return self._read_answer(request, response.status, response.headers, text)
+        return self._read_answer(request, status, headers, text)
 
     async def get_run(self, workflow_run_id: str) -> WorkflowRun:
         """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`."""
@@ -590,6 +596,26 @@ class AltaAsyncHook(_AltaHookBase):
                 await asyncio.sleep(delay)
         finally:
             self.budget.unregister_poller()
+
+
+async def _read_text(response: aiohttp.ClientResponse) -> str:
+    """The body decoded as ``response.text()`` decodes it, read into one buffer released before parsing.
+
+    ``text()`` keeps every chunk of the body until the last one arrives, joins them, and the response
+    keeps the joined bytes while the text is parsed. Here each chunk is freed as soon as it is copied,
+    and the buffer as soon as it is decoded. The encoding is the one aiohttp picks for the pool's
+    sessions: the declared charset when Python knows it, else UTF-8 (aiohttp's default fallback).
+    """
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+    encoding = "utf-8"
+    if response.charset:
+        with contextlib.suppress(LookupError, ValueError):
+            encoding = codecs.lookup(response.charset).name
+    text = body.decode(encoding)
+    del body
+    return text
 
 
 def _aiohttp_transport_error(request: ApiRequest, url: str, exc: Exception) -> AltaTransportError:
