@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow_provider_alta.completion import (
     XCOM_RECENT_DURATIONS,
+    XCOM_RUN_ID,
     check_contracts,
     extended_history,
     queries_sent,
@@ -52,6 +53,7 @@ class TriggererFinish:
     :param recent_durations: the task's duration history to extend (``None``: it keeps none).
     :param forget_variable: the Variable holding the run id, deleted when the task ends.
     :param queries_before: the queries the task sent before deferring, for the run's metrics.
+    :param run_id_pushed: the task pushed ``workflow_run_id`` before deferring (one write fewer here).
     """
 
     dag_id: str
@@ -68,6 +70,7 @@ class TriggererFinish:
     recent_durations: list[float] | None = None
     forget_variable: str | None = None
     queries_before: int = 0
+    run_id_pushed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +107,8 @@ class TriggererFinish:
         if not self.push:
             return {}
         pushed = dict(xcom_values(run))
+        if self.run_id_pushed:
+            del pushed[XCOM_RUN_ID]
         if value is not None:  # a task returning None pushes no return value
             pushed[RETURN_VALUE] = value
         if self.recent_durations is not None and run.execution_time_ms:

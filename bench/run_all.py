@@ -12,6 +12,7 @@ import import_cost
 import large_output
 import polling_scorecard
 import spend_view
+import triggerer_finish
 import triggerer_scale
 import webhook_attacks
 import webhook_e2e
@@ -25,6 +26,7 @@ def main() -> None:
         hook_overhead,
         large_output,
         triggerer_scale,
+        triggerer_finish,
         webhook_e2e,
         webhook_attacks,
         spend_view,

@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,11 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.e2e.stack import Shape, Stack
 
 KEY = "sk-bench-FINISH-5b7e"
-SHAPE = Shape(
-    dag_files=("finish_bench_dags.py",),
-    workflows=((KEY, {"duration": 15.0}),),
-    connections=(("alta_bench", KEY, {}),),
-)
+SHAPES = {
+    "SQLite": Shape(
+        dag_files=("finish_bench_dags.py",),
+        workflows=((KEY, {"duration": 15.0}),),
+        connections=(("alta_bench", KEY, {}),),
+    ),
+}
+SHAPES["PostgreSQL"] = replace(SHAPES["SQLite"], postgres=True)
 DAGS = {"ends in the triggerer (default)": "bench_end_in_triggerer", "resumes on a worker": "bench_resume_on_worker"}
 _CALL = re.compile(r"^(\S+Z) .*path=/execution/task-instances/([0-9a-f-]{36})/(run|state)\b")
 
@@ -56,8 +60,8 @@ def slot_seconds(access_log: str) -> dict[str, float]:
     return held
 
 
-def measure() -> dict[str, list[dict[str, float]]]:
-    stack = Stack(Path(tempfile.mkdtemp(prefix="alta-bench-airflow-")), SHAPE)
+def measure(shape: Shape) -> dict[str, list[dict[str, float]]]:
+    stack = Stack(Path(tempfile.mkdtemp(prefix="alta-bench-airflow-")), shape)
     try:
         stack.start()
         results = {}
@@ -83,29 +87,36 @@ def measure() -> dict[str, list[dict[str, float]]]:
 
 
 def main() -> list[str]:
-    results = measure()
     lines = [
         "## P5: ending deferred tasks in the triggerer (40 deferred runs of 15 s, 4 worker slots)",
         "",
-        "| after the run | runs | run end → task success p50 / p95 / max | worker starts per task "
-        "| worker slot-seconds per task (mean / max) |",
-        "|---|---|---|---|---|",
+        "| metadata database | after the run | runs | run end → task success p50 / p95 / max "
+        "| worker starts per task | worker slot-seconds per task (mean / max) |",
+        "|---|---|---|---|---|---|",
     ]
+    for database, shape in SHAPES.items():
+        lines += _rows(database, measure(shape))
+    lines += [
+        "",
+        "LocalExecutor, one triggerer, everything on this machine. Slot-seconds count the time between a task "
+        "process's start and end calls to the Execution API; resuming adds a second execution (execute_complete) "
+        "after the scheduler has queued the task again.",
+    ]
+    print("\n".join(lines))
+    return lines
+
+
+def _rows(database: str, results: dict[str, list[dict[str, float]]]) -> list[str]:
+    lines = []
     for name, runs in results.items():
         delays = [run["delay"] for run in runs]
         held = [run["slot_seconds"] for run in runs]
         starts = sorted({int(run["worker_starts"]) for run in runs})
         lines.append(
-            f"| {name} | {len(runs)} | {percentile(delays, 0.5):.1f} s / {percentile(delays, 0.95):.1f} s "
+            f"| {database} | {name} | {len(runs)} | {percentile(delays, 0.5):.1f} s / {percentile(delays, 0.95):.1f} s "
             f"/ {max(delays):.1f} s | {' or '.join(map(str, starts))} "
             f"| {statistics.mean(held):.2f} s / {max(held):.2f} s |"
         )
-    lines += [
-        "",
-        "Slot-seconds count the time between a task process's start and end calls to the Execution API; "
-        "resuming adds a second execution (execute_complete) after the scheduler has queued the task again.",
-    ]
-    print("\n".join(lines))
     return lines
 
 

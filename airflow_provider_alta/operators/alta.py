@@ -570,6 +570,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
             limits_warn_only=self.limits_warn_only,
             recent_durations=self._recent_durations(context) if keeps_history else None,
             forget_variable=variable_key(self._store(context)) if self.durable else None,
+            run_id_pushed=self.do_xcom_push,  # before deferring: see execute
         )
 
     @classify_errors

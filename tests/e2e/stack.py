@@ -95,6 +95,8 @@ class Shape:
     """Which Airflow the stack runs."""
 
     distributed: bool = False
+    #: The metadata database on PostgreSQL (the distributed shape always is) instead of SQLite.
+    postgres: bool = False
     triggerers: int = 1
     workers: int = 0
     #: Task slots: the LocalExecutor's parallelism, or each Celery worker's concurrency.
@@ -188,11 +190,13 @@ class Stack:
     def worker_names(self) -> list[str]:
         return [f"worker-{i + 1}" for i in range(self.shape.workers)]
 
+    @property
+    def on_postgres(self) -> bool:
+        return self.shape.distributed or self.shape.postgres
+
     def _distributed_env(self) -> dict[str, str]:
         """PostgreSQL for the metadata and Celery's results, Redis (under this stack's key prefix) as the broker."""
-        db_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
         return {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}",
@@ -242,8 +246,11 @@ class Stack:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
         )
-        if self.shape.distributed:
+        if self.on_postgres:
             create_database(self.database)
+            db_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
+            self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = db_url
+        if self.shape.distributed:
             self.env.update(self._distributed_env())
         self.spawn(
             "emulator",
@@ -297,13 +304,14 @@ class Stack:
     def stop(self) -> None:
         for name in list(self.procs):
             self.kill(name)
-        if self.shape.distributed:
+        if self.on_postgres:
             drop_database(self.database)
+        if self.shape.distributed:
             for key in redis_keys(self.redis_prefix):
                 redis_client().delete(key)
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Rows of a query on the distributed stack's metadata database."""
+        """Rows of a query on the stack's PostgreSQL metadata database."""
         import psycopg2
 
         conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=self.database)

@@ -51,6 +51,11 @@ def test_pushes_what_the_worker_pushes():
     }
 
 
+def test_a_run_id_pushed_before_deferring_is_not_pushed_again():
+    pushed = TriggererFinish(**WHERE, push=True, run_id_pushed=True).xcoms(run(), log)
+    assert "workflow_run_id" not in pushed and pushed["status"] == "SUCCEED"
+
+
 def test_output_as_json_text_and_no_push():
     text = TriggererFinish(**WHERE, push=True, output_format="json").xcoms(run(), log)["return_value"]
     assert isinstance(text, str) and json.loads(text) == BODY["output"]
