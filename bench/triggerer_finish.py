@@ -35,7 +35,7 @@ SHAPES = {
 }
 SHAPES["PostgreSQL"] = replace(SHAPES["SQLite"], postgres=True)
 DAGS = {"ends in the triggerer (default)": "bench_end_in_triggerer", "resumes on a worker": "bench_resume_on_worker"}
-_CALL = re.compile(r"^(\S+Z) .*path=/execution/task-instances/([0-9a-f-]{36})/(run|state)\b")
+_CALL = re.compile(r"^(\S+Z) .*path=/execution/task-instances/([0-9a-f-]{36})/(run|state) .*status_code=2\d\d")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,6 +60,11 @@ def slot_seconds(access_log: str) -> dict[str, float]:
     return held
 
 
+def worker_starts(access_log: str, ti_id: str) -> int:
+    """How many times a worker started the task instance (a start the API server refused is not one)."""
+    return sum(1 for m in map(_CALL.match, access_log.splitlines()) if m and m[2] == ti_id and m[3] == "run")
+
+
 def measure(shape: Shape) -> dict[str, list[dict[str, float]]]:
     stack = Stack(Path(tempfile.mkdtemp(prefix="alta-bench-airflow-")), shape)
     try:
@@ -71,15 +76,15 @@ def measure(shape: Shape) -> dict[str, list[dict[str, float]]]:
             if state != "success":
                 raise RuntimeError(f"{dag_id} ended {state}")
             runs = stack.alta_runs(dag_id, run_id)
-            held = slot_seconds((stack.home / "service-api-server.log").read_text(errors="replace"))
-            starts = (stack.home / "service-api-server.log").read_text(errors="replace")
+            log = (stack.home / "service-api-server.log").read_text(errors="replace")
+            held = slot_seconds(log)
             for run, ti in zip(
                 sorted(runs, key=lambda r: r["map_index"]),
                 sorted(stack.task_instances(dag_id, run_id), key=lambda t: t["map_index"]),
                 strict=True,
             ):
                 run["slot_seconds"] = held.get(ti["id"], 0.0)
-                run["worker_starts"] = starts.count(f"/task-instances/{ti['id']}/run")
+                run["worker_starts"] = worker_starts(log, ti["id"])
             results[name] = runs
         return results
     finally:
