@@ -16,12 +16,12 @@ is safe (see :func:`why_not_in_triggerer`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from airflow_provider_alta.completion import (
     XCOM_RECENT_DURATIONS,
-    XCOM_RUN_ID,
     check_contracts,
     extended_history,
     queries_sent,
@@ -53,7 +53,8 @@ class TriggererFinish:
     :param recent_durations: the task's duration history to extend (``None``: it keeps none).
     :param forget_variable: the Variable holding the run id, deleted when the task ends.
     :param queries_before: the queries the task sent before deferring, for the run's metrics.
-    :param run_id_pushed: the task pushed ``workflow_run_id`` before deferring (one write fewer here).
+    :param pushed_before: the XCom keys the task pushed before deferring, with their final values (each
+        push here is a request the triggerer's supervisor serves in its loop: the fewer, the sooner tasks end).
     """
 
     dag_id: str
@@ -70,10 +71,10 @@ class TriggererFinish:
     recent_durations: list[float] | None = None
     forget_variable: str | None = None
     queries_before: int = 0
-    run_id_pushed: bool = False
+    pushed_before: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "pushed_before": list(self.pushed_before)}
 
     @classmethod
     def from_dict(cls, value: Any) -> TriggererFinish:
@@ -82,7 +83,7 @@ class TriggererFinish:
         if not isinstance(value, dict) or not known.issuperset(value):
             unknown = sorted(set(value) - known) if isinstance(value, dict) else type(value).__name__
             raise AltaValidationError(f"finish must be a TriggererFinish as a dict; unexpected {unknown}")
-        return cls(**value)
+        return cls(**{**value, "pushed_before": tuple(value.get("pushed_before", ()))})
 
     def describe(self) -> str:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
@@ -107,8 +108,8 @@ class TriggererFinish:
         if not self.push:
             return {}
         pushed = dict(xcom_values(run))
-        if self.run_id_pushed:
-            del pushed[XCOM_RUN_ID]
+        for key in self.pushed_before:
+            pushed.pop(key, None)
         if value is not None:  # a task returning None pushes no return value
             pushed[RETURN_VALUE] = value
         if self.recent_durations is not None and run.execution_time_ms:
@@ -133,11 +134,12 @@ def why_not_in_triggerer(task: Any) -> str | None:
     return None
 
 
-def finish_for(task: Any, context: Any, **settings: Any) -> TriggererFinish | None:
+def finish_for(task: Any, context: Any, settings: Callable[[], dict[str, Any]]) -> TriggererFinish | None:
     """What the trigger of ``task`` (the operator or the sensor) needs to end it, or ``None`` when it may not.
 
-    ``settings`` are the task's own :class:`TriggererFinish` fields (contracts, duration history, store);
-    why a task resumes on a worker instead is logged, so its log says which path it takes.
+    ``settings`` gives the task's own :class:`TriggererFinish` fields (contracts, duration history, store, what
+    it pushes before deferring); it is called only when the trigger may end the task. Why a task resumes on a
+    worker instead is logged, so its log says which path it takes.
     """
     if not task.end_in_triggerer:
         return None
@@ -155,5 +157,5 @@ def finish_for(task: Any, context: Any, **settings: Any) -> TriggererFinish | No
         push=task.do_xcom_push,
         output_format=task.output_format,
         queries_before=queries_sent(task),
-        **settings,
+        **settings(),
     )

@@ -536,7 +536,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
-        finish = self._triggerer_finish(context)
+        finish = self._triggerer_finish(context, run)
         ending = "and ends the task when it succeeds" if finish is not None else "then the task resumes on a worker"
         self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending)
         self.defer(
@@ -558,20 +558,34 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
             timeout=None,
         )
 
-    def _triggerer_finish(self, context: Context) -> TriggererFinish | None:
+    def _triggerer_finish(self, context: Context, run: WorkflowRun) -> TriggererFinish | None:
         """What the trigger needs to end this task itself, or ``None`` when it may not."""
         keeps_history = self.duration_aware and self.do_xcom_push
         return finish_for(
             self,
             context,
-            output_schema=load_schema(self.output_schema, "output_schema", self._schema_dir()),
-            max_cost=self.max_cost,
-            max_tokens=self.max_tokens,
-            limits_warn_only=self.limits_warn_only,
-            recent_durations=self._recent_durations(context) if keeps_history else None,
-            forget_variable=variable_key(self._store(context)) if self.durable else None,
-            run_id_pushed=self.do_xcom_push,  # before deferring: see execute
+            lambda: {
+                "output_schema": load_schema(self.output_schema, "output_schema", self._schema_dir()),
+                "max_cost": self.max_cost,
+                "max_tokens": self.max_tokens,
+                "limits_warn_only": self.limits_warn_only,
+                "recent_durations": self._recent_durations(context) if keeps_history else None,
+                "forget_variable": variable_key(self._store(context)) if self.durable else None,
+                "pushed_before": self._push_before_deferring(context, run) if self.do_xcom_push else (),
+            },
         )
+
+    def _push_before_deferring(self, context: Context, run: WorkflowRun) -> tuple[str, ...]:
+        """Push now, from the worker, the XComs whose values are final already, so that the trigger pushes fewer.
+
+        ``workflow_run_id`` went out in ``execute``; the workflow's name and version are known from the invoke.
+        """
+        pushed = [XCOM_RUN_ID]
+        for key, value in (("workflow_name", run.workflow_name), ("workflow_version", run.workflow_version)):
+            if value is not None:
+                context["ti"].xcom_push(key=key, value=value)
+                pushed.append(key)
+        return tuple(pushed)
 
     @classify_errors
     def execute_complete(

@@ -137,7 +137,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
                 last_status=run.status.value,
                 workflow_name=run.workflow_name,
                 workflow_version=run.workflow_version,
-                finish=_as_dict(finish_for(self, context, output_schema=schema)),
+                finish=_as_dict(finish_for(self, context, lambda: {"output_schema": schema})),
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},

@@ -243,6 +243,9 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     for key, value in pushed.items():
         assert stack.xcom(dag_id, run_id, "run", key) == value, key
     assert stack.xcom(dag_id, run_id, "run", "alta_recent_execution_times_ms") == [body["workflowExecutionTime"]]
+    # Pushed by the worker before deferring, as they were known from the invoke.
+    assert stack.xcom(dag_id, run_id, "run", "workflow_name") == body["workflowName"]
+    assert stack.xcom(dag_id, run_id, "run", "workflow_version") == body["workflowVersion"]
     # The downstream task read the XComs the trigger pushed, as it would a worker's.
     assert stack.xcom(dag_id, run_id, "read") == {"headline_length": len(body["output"]["headline"]), **pushed}
     events = stack.request("GET", f"/api/v2/assets/events?source_dag_id={dag_id}&source_run_id={run_id}")

@@ -51,9 +51,11 @@ def test_pushes_what_the_worker_pushes():
     }
 
 
-def test_a_run_id_pushed_before_deferring_is_not_pushed_again():
-    pushed = TriggererFinish(**WHERE, push=True, run_id_pushed=True).xcoms(run(), log)
-    assert "workflow_run_id" not in pushed and pushed["status"] == "SUCCEED"
+def test_what_the_task_pushed_before_deferring_is_not_pushed_again():
+    finish = TriggererFinish(**WHERE, push=True, pushed_before=("workflow_run_id", "workflow_name"))
+    pushed = finish.xcoms(run(), log)
+    assert "workflow_run_id" not in pushed and "workflow_name" not in pushed and pushed["status"] == "SUCCEED"
+    assert TriggererFinish.from_dict(json.loads(json.dumps(finish.to_dict()))) == finish
 
 
 def test_output_as_json_text_and_no_push():
