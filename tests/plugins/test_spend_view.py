@@ -46,8 +46,27 @@ def spend_runs(airflow_db, alta_emulator_server) -> None:
     assert [spend.ti("news", i).state for i in range(4)] == ["success"] * 4
     earlier = (XComModel.dag_id == "t_spend", XComModel.task_id == "news", XComModel.map_index.in_((2, 3)))
     with create_session() as session:
+        _known_to_the_metadata_database(session, "t_spend", "t_spend_other")
         stamp = session.scalar(select(XComModel.timestamp).where(*earlier).limit(1))
         session.execute(update(XComModel).where(*earlier).values(timestamp=stamp - datetime.timedelta(days=3)))
+
+
+def _known_to_the_metadata_database(session: Any, *dag_ids: str) -> None:
+    """A DAG row for each DAG, as the DAG processor writes it in a deployment (Airflow 3.0's ``dag.test()`` writes
+    none, and the auth manager lists the DAGs a user may read from those rows)."""
+    from airflow.models.dag import DagModel
+
+    for dag_id in dag_ids:
+        if session.get(DagModel, dag_id) is None:
+            session.add(
+                DagModel(
+                    dag_id=dag_id,
+                    max_active_tasks=16,
+                    max_consecutive_failed_dag_runs=0,
+                    has_task_concurrency_limits=False,
+                )
+            )
+    session.flush()
 
 
 @pytest.fixture(scope="module")
