@@ -22,6 +22,7 @@ from airflow_provider_alta.compat import AirflowNotFoundException, BaseHook, age
 from airflow_provider_alta.connection import CONN_TYPE, AltaConnectionConfig
 from airflow_provider_alta.exceptions import (
     AltaError,
+    AltaInvalidResponseError,
     AltaNotFoundError,
     AltaRateLimitError,
     AltaTransportError,
@@ -225,7 +226,12 @@ class AltaHook(_AltaHookBase):
             )
         except requests.RequestException as exc:
             raise _requests_transport_error(request, url, exc) from exc
-        status, headers, text = response.status_code, response.headers, response.text
+        status, headers = response.status_code, response.headers
+        try:
+            # Strict, as the async hook: requests' ``.text`` would replace bytes it cannot decode, silently.
+            text = str(response.content, _body_encoding(response.encoding), "strict")
+        except UnicodeDecodeError as err:
+            raise _undecodable(request, status, err) from None
         # The response holds the body's bytes: let them go before the text is parsed, so a large answer is
         # in memory twice at most (text and objects), not three times.
         del response
@@ -536,7 +542,11 @@ class AltaAsyncHook(_AltaHookBase):
                 timeout=self._timeout,
                 proxy=config.proxy_url,
             ) as response:
-                status, headers, text = response.status, response.headers, await _read_text(response)
+                status, headers = response.status, response.headers
+                try:
+                    text = await _read_text(response)
+                except UnicodeDecodeError as err:
+                    raise _undecodable(request, status, err) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _aiohttp_transport_error(request, url, exc) from exc
         return self._read_answer(request, status, headers, text)
@@ -609,13 +619,26 @@ async def _read_text(response: aiohttp.ClientResponse) -> str:
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk
-    encoding = "utf-8"
-    if response.charset:
-        with contextlib.suppress(LookupError, ValueError):
-            encoding = codecs.lookup(response.charset).name
-    text = body.decode(encoding)
+    text = body.decode(_body_encoding(response.charset))
     del body
     return text
+
+
+def _body_encoding(declared: str | None) -> str:
+    """The declared charset when Python knows it, else UTF-8 (JSON's own encoding)."""
+    if declared:
+        with contextlib.suppress(LookupError, ValueError):
+            return codecs.lookup(declared).name
+    return "utf-8"
+
+
+def _undecodable(request: ApiRequest, status: int, err: UnicodeDecodeError) -> AltaInvalidResponseError:
+    return AltaInvalidResponseError(
+        f"Alta answered HTTP {status} with a body that is not valid {err.encoding} ({err.reason} at byte {err.start})",
+        status=status,
+        endpoint=request.endpoint,
+        workflow_run_id=request.workflow_run_id,
+    )
 
 
 def _aiohttp_transport_error(request: ApiRequest, url: str, exc: Exception) -> AltaTransportError:

@@ -70,3 +70,18 @@ def test_async_hook_reads_json_without_a_charset_as_utf8_whatever_its_type(answe
     answering["body"] = json.dumps(RUN, ensure_ascii=False).encode()
     answering["content_type"] = "text/plain; charset=no-such-codec"
     assert asyncio.run(_async_get_run()) == RUN["output"]
+
+
+def test_a_body_that_is_not_valid_utf8_is_a_typed_error_in_both_hooks(answering):
+    """Latin-1 bytes where UTF-8 is due: a clear AltaInvalidResponseError naming the endpoint and the run."""
+    from airflow_provider_alta.exceptions import AltaInvalidResponseError
+
+    answering["content_type"] = "application/json"
+    answering["body"] = json.dumps(RUN, ensure_ascii=False).encode("latin-1", errors="replace")
+    with pytest.raises(AltaInvalidResponseError) as in_async:
+        asyncio.run(_async_get_run())
+    assert "not valid utf-8" in str(in_async.value) and in_async.value.workflow_run_id == "run-1"
+    assert in_async.value.endpoint == "POST /v1/workflow/query/result"
+    with pytest.raises(AltaInvalidResponseError) as in_sync:
+        AltaHook().get_run("run-1")
+    assert in_sync.value.workflow_run_id == "run-1"
