@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import hook_overhead
 import import_cost
 import large_output
+import mailbox_reads
 import polling_scorecard
 import spend_view
 import triggerer_scale
@@ -26,6 +27,7 @@ def main() -> None:
         large_output,
         triggerer_scale,
         webhook_e2e,
+        mailbox_reads,
         webhook_attacks,
         spend_view,
     ):
