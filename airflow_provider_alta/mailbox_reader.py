@@ -5,7 +5,7 @@ end of that run. The connection's reader sends the receiver's ``POST /alta/mailb
 smallest one among its watches) for every registered task instance (at most 2,000 per request) and wakes the
 watches whose notices arrived, so 500 waiting tasks cost one request a second instead of 500 XCom reads. The
 reader reaches the API server at the Execution API's base URL (:func:`compat.api_server_base_url`), signs
-with the connection's ``webhook_secret`` (read through the triggerer like any connection, kept for 30 s) and
+with the connection's ``webhook_secret`` (read from the connection's raw extras, kept for 30 s) and
 stops when its last watch goes. A failed read is logged (the first few in a row, then once a minute) and the
 next interval tries again; the triggers' polling fallback carries on meanwhile.
 """
@@ -118,10 +118,10 @@ class _Reader:
         if self._secret is not None and now - self._secret[0] < SECRET_TTL_SECONDS:
             return self._secret[1]
         from airflow_provider_alta.compat import aget_connection
+        from airflow_provider_alta.connection import webhook_secret_of
 
-        conn = await aget_connection(self.conn_id)
-        secret = conn.extra_dejson.get("webhook_secret")
-        if not isinstance(secret, str) or not secret:
+        secret = webhook_secret_of(self.conn_id, (await aget_connection(self.conn_id)).extra)
+        if not secret:
             raise RuntimeError(f"connection {self.conn_id!r} has no webhook_secret extra to sign mailbox reads")
         self._secret = (now, secret)
         return secret
