@@ -193,6 +193,8 @@ def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
     mailbox_path = f"/xcoms/e2e_webhook/{runs['e2e_webhook']}/run/{MAILBOX_KEY}"
     triggerer_log = (stack.home / "service-triggerer.log").read_text(errors="replace")
     assert triggerer_log.count(mailbox_path) == 0
+    trigger_logs = [p.read_text(errors="replace") for p in (stack.home / "logs").rglob("*trigger*") if p.is_file()]
+    assert not any("Could not read the webhook mailboxes" in log for log in [triggerer_log, *trigger_logs])
     api_log = (stack.home / "service-api-server.log").read_text(errors="replace").splitlines()
     # Uvicorn's access line ("POST /alta/mailboxes HTTP/1.1" 200) or Airflow 3.3's (method=POST path=/alta/mailboxes).
     batched = [line for line in api_log if "POST" in line and "/alta/mailboxes" in line]
