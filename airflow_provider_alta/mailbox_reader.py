@@ -5,7 +5,7 @@ end of that run. The connection's reader sends the receiver's ``POST /alta/mailb
 smallest one among its watches) for every registered task instance (at most 2,000 per request) and wakes the
 watches whose notices arrived, so 500 waiting tasks cost one request a second instead of 500 XCom reads. The
 reader reaches the API server at the Execution API's base URL (:func:`compat.api_server_base_url`), signs
-with the connection's ``webhook_secret`` (read from the connection's raw extras, kept for 30 s) and
+with the connection's ``webhook_secret`` (read once, and again after a refusal) and
 stops when its last watch goes. A failed read is logged (the first few in a row, then once a minute) and the
 next interval tries again; the triggers' polling fallback carries on meanwhile.
 """
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 FAILURES_LOGGED = 3
 #: While reads keep failing, how often one more line says so.
 FAILURE_REMINDER_SECONDS = 60.0
-#: How long a connection's webhook secret is kept (a rotated secret is picked up within this time).
-SECRET_TTL_SECONDS = 30.0
 #: How long one batched request may take.
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -71,7 +69,7 @@ class _Reader:
         self.url = url
         self.watches: dict[int, MailboxWatch] = {}
         self.requests_sent = 0
-        self._secret: tuple[float, str] | None = None
+        self._secret: str | None = None
         self._failures = 0
         self._reminded = 0.0
         self.task: asyncio.Task[None] | None = None
@@ -107,23 +105,25 @@ class _Reader:
                 answer = await response.json(content_type=None) if response.status == 200 else None
                 if response.status != 200:
                     if response.status == 401:
-                        self._secret = None  # perhaps rotated: read it again next time
+                        self._secret = None  # perhaps rotated (the API server sees it within 30 s): read it again
                     result = await _result_of(response)
                     raise RuntimeError(f"{self.url} answered {response.status} {result}")
             for index, notice in parse_answer(answer, len(chunk)).items():
                 chunk[index].offer(notice)
 
     async def _webhook_secret(self) -> str:
-        now = time.monotonic()
-        if self._secret is not None and now - self._secret[0] < SECRET_TTL_SECONDS:
-            return self._secret[1]
+        # Read once, and again only after a refusal: a lookup goes through the triggerer's supervisor, whose
+        # channel other triggers keep busy (a trigger ending its task pushes its XComs there), and each lookup
+        # would hold every waiting task's read back.
+        if self._secret is not None:
+            return self._secret
         from airflow_provider_alta.compat import aget_connection
         from airflow_provider_alta.connection import webhook_secret_of
 
         secret = webhook_secret_of(self.conn_id, (await aget_connection(self.conn_id)).extra)
         if not secret:
             raise RuntimeError(f"connection {self.conn_id!r} has no webhook_secret extra to sign mailbox reads")
-        self._secret = (now, secret)
+        self._secret = secret
         return secret
 
     def _failed(self, exc: Exception) -> None:
