@@ -26,6 +26,9 @@ a run id a trigger forgets    an Airflow Variable on every release   (no release
 a plugin's page in the UI     ``external_views`` (3.1+)              none: reachable by its URL only (3.0)
 the API server's caller       ``get_user`` reads the Bearer header   the header only (3.0): the UI's session
                               or the UI's session cookie (3.1+)      cookie is read here, then the same check
+the API server's URL, seen    ``[core] execution_api_server_url``,   the same setting and default on 3.0-3.2;
+from a triggerer              default ``[api] base_url`` +           3.3 also accepts it under ``[workers]``
+                              ``/execution/`` (every release)        (read through ``conf``); default rebuilt here
 ============================  =====================================  =========================================
 
 ``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
@@ -82,11 +85,13 @@ __all__ = [
     "adelete_variable",
     "aget_connection",
     "aget_xcom",
+    "api_server_base_url",
     "api_server_user",
     "aset_xcoms",
     "call_task_function",
     "conf",
     "get_xcom",
+    "get_xcoms",
     "in_triggerer",
     "plugin_nav_views",
     "pull_earlier_xcom",
@@ -286,6 +291,42 @@ def get_xcom(session: Any, *, key: str, dag_id: str, run_id: str, task_id: str, 
 
     row = session.execute(select(XComModel.value).where(*_one_xcom(key, dag_id, run_id, task_id, map_index))).first()
     return None if row is None else XComModel.deserialize_value(row)
+
+
+def get_xcoms(
+    session: Any, *, key: str, task_instances: list[tuple[str, str, str, int]]
+) -> dict[tuple[str, str, str, int], Any]:
+    """The ``key`` XCom of many task instances (``(dag_id, run_id, task_id, map_index)``) in one SQL query,
+    decoded as :func:`get_xcom` decodes one; task instances without one are left out."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select, tuple_
+
+    if not task_instances:
+        return {}
+    columns = (XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index)
+    query = select(*columns, XComModel.value).where(
+        XComModel.key == key, tuple_(*columns).in_(sorted(set(task_instances)))
+    )
+    return {
+        (row.dag_id, row.run_id, row.task_id, row.map_index): XComModel.deserialize_value(row)
+        for row in session.execute(query)
+    }
+
+
+def api_server_base_url() -> str:
+    """The API server's root URL as this process reaches it: the Execution API's URL without ``/execution/``.
+
+    Every release reads ``[core] execution_api_server_url`` and, when it is unset, derives it from
+    ``[api] base_url`` (a relative or empty one on ``http://localhost:8080``); the triggerer's own Execution API
+    channel is in-process, so the same setting the workers use tells where the API server is.
+    """
+    base_url = conf.get("api", "base_url", fallback="/") or "/"
+    if base_url.startswith("/"):
+        base_url = f"http://localhost:8080{base_url}"
+    default = f"{base_url.rstrip('/')}/execution/"
+    url = (conf.get("core", "execution_api_server_url", fallback=default) or default).rstrip("/")
+    suffix = "/execution"
+    return url[: -len(suffix)] if url.endswith(suffix) else url
 
 
 def _one_xcom(key: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[Any]:

@@ -145,6 +145,16 @@ class AltaConnectionConfig:
 _NUMBERS = frozenset({"connect_timeout", "timeout", "sync_invoke_timeout", "retry_max_wait", "retry_backoff"})
 
 
+def webhook_secret_of(conn_id: str, extra: Any) -> str | None:
+    """The ``webhook_secret`` in a connection's raw extras (the JSON text Airflow stores), or ``None``.
+
+    Read from the raw text rather than ``Connection.extra_dejson``, which masks every extra whose name says
+    "secret" by a message to the triggerer's supervisor: Airflow 3.0's channel refuses that from the event loop.
+    """
+    secret = _extras(conn_id, extra).get("webhook_secret")
+    return secret if isinstance(secret, str) and secret else None
+
+
 def _extras(conn_id: str, extra: Any) -> dict[str, Any]:
     if extra in (None, ""):
         return {}

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import hook_overhead
 import import_cost
 import large_output
+import mailbox_reads
 import polling_scorecard
 import spend_view
 import triggerer_finish
@@ -28,6 +29,7 @@ def main() -> None:
         triggerer_scale,
         triggerer_finish,
         webhook_e2e,
+        mailbox_reads,
         webhook_attacks,
         spend_view,
     ):

@@ -150,7 +150,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     :param webhook_fallback_interval: with ``airflow_webhook``, the shortest
         pause between the fallback queries that catch a lost webhook.
     :param webhook_check_interval: with ``airflow_webhook``, seconds between
-        the trigger's reads of its mailbox (an XCom read, no Alta request).
+        two reads of the task's mailbox (no Alta request): in a triggerer one
+        batched read covers every waiting task of the connection, at the
+        smallest interval among them.
     :param duration_aware: remember the execution times of the task's last
         successful runs (XCom ``alta_recent_execution_times_ms``) and send the
         first query when the run is expected to end.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from airflow_provider_alta.compat import get_xcom, set_xcom
+from airflow_provider_alta.compat import get_xcom, get_xcoms, set_xcom
 from airflow_provider_alta.completion import XCOM_RUN_ID
 from airflow_provider_alta.connection import CONN_TYPE
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, same_notice, steps_back
@@ -60,6 +60,24 @@ class MailboxStore:
             return None
         secret = conn.extra_dejson.get("webhook_secret")
         return secret if isinstance(secret, str) and secret else None
+
+    def notices(self, conn_id: str, refs: tuple[TaskInstanceRef, ...]) -> list[tuple[int, dict[str, Any]]]:
+        """The delivered notices among ``refs``' mailboxes, as ``(index in refs, notice)``, in one SQL query.
+
+        Only mailboxes opened through ``conn_id`` (the connection the task records when it opens its mailbox)
+        and holding a notice count: an empty mailbox, another connection's, or none at all is left out alike.
+        """
+        from airflow.utils.session import create_session
+
+        keys = [(ref.dag_id, ref.run_id, ref.task_id, ref.map_index) for ref in refs]
+        with create_session() as session:
+            found = get_xcoms(session, key=MAILBOX_KEY, task_instances=keys)
+        answer = []
+        for index, key in enumerate(keys):
+            mailbox = found.get(key)
+            if isinstance(mailbox, dict) and mailbox.get("conn_id") == conn_id and mailbox.get("workflow_run_id"):
+                answer.append((index, mailbox))
+        return answer
 
     def deliver(self, grant: WebhookGrant, notice: dict[str, Any]) -> tuple[Delivery, str | None]:
         """Store ``notice`` in the task instance's mailbox unless it is stale, foreign or a duplicate.

@@ -23,6 +23,14 @@ secrets come from a short cache. The app answers
   the mailbox), ``stale`` (a status behind the stored one, ignored) or
   ``task_finished`` (nothing to wake).
 
+``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta.mailbox_batch`): a
+body of at most 2 MiB naming a connection, the time it was signed and up to 2,000 task instances, signed with
+that connection's ``webhook_secret`` over its exact bytes. It answers 200 with the delivered notices of the
+mailboxes opened through that connection (one SQL query); 401 for a missing or wrong signature, an unknown or
+secretless connection, or an ``issued_at`` more than 60 s away (alike, revealing no connection id); 413 for a
+larger body or more refs; 400 for a malformed body; 429 as above. Answered reads are logged at DEBUG (one a
+second per triggerer), refusals as the webhooks' are.
+
 Authenticated outcomes are logged at INFO with the task instance and run id,
 escaped (see :mod:`.receiver_log`); refusals before authentication at DEBUG,
 with a count once a minute. Never a body, header or secret.
@@ -35,6 +43,13 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_alta.mailbox_batch import (
+    MAILBOXES_ROUTE,
+    MAX_BATCH_BODY_BYTES,
+    BatchRefused,
+    body_signature_matches,
+    parse_batch,
+)
 from airflow_provider_alta.plugins.receiver_log import CappedPathInAccessLog, RejectionLog, printable
 from airflow_provider_alta.plugins.request_body import READ_TIMEOUT_SECONDS
 from airflow_provider_alta.webhook import (
@@ -170,5 +185,32 @@ def create_app(
             return answer(status, outcome.value, grant, detail, notice)
         said = {Delivery.TASK_FINISHED: f"task is {state}", Delivery.STALE: "a later status of this run is stored"}
         return answer(200, outcome.value, grant, said.get(outcome), notice)
+
+    @app.post(MAILBOXES_ROUTE)
+    async def read_mailboxes(request: Request) -> JSONResponse:
+        about = "a batched mailbox read"
+        try:
+            check_declared_length(request.headers, MAX_BATCH_BODY_BYTES)
+            raw = await read_body(request.stream(), MAX_BATCH_BODY_BYTES, buffers, read_timeout)
+            batch = parse_batch(raw)
+        except (BodyRefused, BatchRefused) as refused:
+            return refuse(refused.status, refused.result, about, refused.detail)
+        except ClientDisconnect:
+            return refuse(400, "disconnected", about, "the body ended early")
+        about = f"a batched mailbox read via {batch.conn_id} ({len(batch.refs)} refs)"
+        unauthorized = f"missing, invalid or stale {SIGNATURE_HEADER} header (issued_at must be within 60 s)"
+        if not batch.fresh():
+            return refuse(401, "unauthorized", about, unauthorized)
+        try:
+            secret = await secret_of(batch.conn_id)
+        except LookupsExhausted:
+            response = refuse(429, "busy", about, "too many requests for unknown connections; retry later")
+            response.headers["Retry-After"] = "1"
+            return response
+        if not body_signature_matches(secret, raw, request.headers.get(SIGNATURE_HEADER)):
+            return refuse(401, "unauthorized", about, unauthorized)
+        notices = await run_in_threadpool(mailbox.notices, batch.conn_id, batch.refs)
+        log.debug("Alta webhook mailboxes: %s answered with %d notice(s)", printable(about), len(notices))
+        return JSONResponse({"notices": [[index, notice] for index, notice in notices]})
 
     return app

@@ -223,7 +223,25 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         return True
 
     async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
-        """Read the webhook mailbox until it announces the end, confirmed by one query to Alta."""
+        """Wait until the webhook mailbox announces the end, confirmed by one query to Alta.
+
+        In a triggerer, the connection's batched reader (:mod:`airflow_provider_alta.mailbox_reader`) reads the
+        mailboxes of every waiting task in one request to the API server per interval. ``dag.test()`` runs the
+        trigger inline, with no API server to ask: there the trigger reads its own mailbox.
+        """
+        from airflow_provider_alta import compat
+        from airflow_provider_alta.mailbox_reader import watch_mailbox
+
+        if compat.in_triggerer():
+            async with watch_mailbox(ref, self.workflow_run_id, self.mailbox_interval) as watch:
+                while True:
+                    run = await self._confirm_notice(hook, await watch.next_end())
+                    if run is not None:
+                        return run
+        self.log.info(
+            "Not in a triggerer (dag.test() runs triggers inline): reading the webhook mailbox of %s itself",
+            ref.describe(),
+        )
         checked: dict[str, Any] | None = None
         failures = 0
         while True:
@@ -243,17 +261,24 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                 failures = 0
                 if announces_end(notice, self.workflow_run_id) and notice != checked:
                     checked = notice
-                    run = await hook.get_run(self.workflow_run_id)
-                    if run.is_terminal:
-                        self.log.info("Webhook for Alta %s confirmed: %s", run.describe(), run.status.value)
+                    run = await self._confirm_notice(hook, notice)
+                    if run is not None:
                         return run
-                    self.log.warning(
-                        "A webhook said Alta run %s ended %s, but Alta reports %s; ignoring it and waiting",
-                        self.workflow_run_id,
-                        notice.get("status"),
-                        run.status.value,
-                    )
             await asyncio.sleep(self.mailbox_interval)
+
+    async def _confirm_notice(self, hook: AltaAsyncHook, notice: dict[str, Any]) -> WorkflowRun | None:
+        """The ended run when Alta confirms ``notice`` (one query); ``None``, and why in the log, when it does not."""
+        run = await hook.get_run(self.workflow_run_id)
+        if run.is_terminal:
+            self.log.info("Webhook for Alta %s confirmed: %s", run.describe(), run.status.value)
+            return run
+        self.log.warning(
+            "A webhook said Alta run %s ended %s, but Alta reports %s; ignoring it and waiting",
+            self.workflow_run_id,
+            notice.get("status"),
+            run.status.value,
+        )
+        return None
 
     async def on_kill(self) -> None:
         self.log.warning(
@@ -277,7 +302,7 @@ class RunEndEvent(TriggerEvent):
 
 
 async def _read_mailbox(ref: TaskInstanceRef) -> Any:
-    """The task instance's mailbox notice, through the triggerer's supervisor."""
+    """The task instance's mailbox notice, read on its own (``dag.test()``; a triggerer reads them batched)."""
     from airflow_provider_alta.compat import aget_xcom
 
     return await aget_xcom(

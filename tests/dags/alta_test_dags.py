@@ -191,6 +191,14 @@ with dag("t_receiver_target") as t_receiver_target:
 
     waiting()
 
+with dag("t_mailbox_targets") as t_mailbox_targets:
+
+    @task
+    def mapped_waiting(index: int) -> None:
+        """Leaves six task instances whose mailboxes the batched read tests fill."""
+
+    mapped_waiting.expand(index=list(range(6)))
+
 WEBHOOK = {"deferrable": True, "airflow_webhook": True, **FAST}
 
 with dag("t_webhook") as t_webhook:

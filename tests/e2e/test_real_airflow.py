@@ -189,6 +189,21 @@ def test_webhook_wakes_deferred_runs_with_one_query_each(stack):
         assert stack.xcom("e2e_webhook", runs["e2e_webhook"], "run", MAILBOX_KEY, run["map_index"])["status"] == (
             "SUCCEED"
         )
+    # The triggerer read the 20 mailboxes batched, through the API server, and none on its own: its Execution API
+    # channel is in-process (each read a line "GET http://in-process.invalid./xcoms/..." in its log).
+    mailbox_path = f"/xcoms/e2e_webhook/{runs['e2e_webhook']}/run/{MAILBOX_KEY}"
+    triggerer_log = (stack.home / "service-triggerer.log").read_text(errors="replace")
+    assert triggerer_log.count(mailbox_path) == 0
+    trigger_logs = [p.read_text(errors="replace") for p in (stack.home / "logs").rglob("*trigger*") if p.is_file()]
+    assert not any("Could not read the webhook mailboxes" in log for log in [triggerer_log, *trigger_logs])
+    api_log = (stack.home / "service-api-server.log").read_text(errors="replace").splitlines()
+    # Uvicorn's access line ("POST /alta/mailboxes HTTP/1.1" 200) or Airflow 3.3's (method=POST path=/alta/mailboxes).
+    batched = [line for line in api_log if "POST" in line and "/alta/mailboxes" in line]
+    assert len(batched) >= 5 and all("200" in line for line in batched), batched[:5]
+    # What the API server saw of these mailboxes otherwise: each task opening it and looking once before deferring
+    # (per-task reads while waiting would be one a second per task, about 300 here).
+    reads = [line for line in api_log if "GET" in line and f"/execution{mailbox_path}" in line]
+    assert len(reads) <= 3 * 20, len(reads)
 
 
 def test_webhook_faults_lost_duplicated_and_early(stack):
