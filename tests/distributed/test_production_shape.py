@@ -62,6 +62,10 @@ def executions(stack: Stack, dag_id: str) -> dict[str, list[tuple[str, int, int]
     return found
 
 
+#: Deferred runs each triggerer holds at the kill, at least.
+MIN_HELD = 5
+
+
 def held_triggers(stack: Stack) -> dict[int, int]:
     """Triggers per triggerer job id."""
     rows = stack.sql("SELECT triggerer_id, count(*) FROM trigger WHERE triggerer_id IS NOT NULL GROUP BY 1")
@@ -86,17 +90,16 @@ def test_volume_across_workers_and_a_triggerer_killed(stack):
     volume = stack.trigger("dist_volume")
     sync = stack.trigger("dist_sync")
     names = list(stack.triggerer_ids)
-    seen: Counter[int] = Counter()
+    held: dict[int, int] = {}
 
     def spread() -> bool:
-        held = held_triggers(stack)
-        for job, count in held.items():
-            seen[job] = max(seen[job], count)
-        total = sum(held.values())
-        return total >= 30 and all(held.get(stack.triggerer_ids[n], 0) >= 0.3 * total for n in names)
+        # Airflow hands new triggers to whichever triggerer asks first, and the busier one asks more often (it
+        # turns its loop for every request of its triggers), so the split is uneven; both must hold some.
+        held.clear()
+        held.update(held_triggers(stack))
+        return sum(held.values()) >= 20 and all(held.get(stack.triggerer_ids[n], 0) >= MIN_HELD for n in names)
 
-    wait_for(spread, 300, "both triggerers to hold a share of the deferred runs")
-    held = held_triggers(stack)
+    wait_for(spread, 300, f"both triggerers to hold {MIN_HELD} deferred runs or more")
     victim = max(names, key=lambda n: held.get(stack.triggerer_ids[n], 0))
     dead_id = stack.triggerer_ids[victim]
     orphans = {row[0] for row in stack.sql("SELECT id FROM trigger WHERE triggerer_id = %s", dead_id)}
@@ -139,7 +142,7 @@ def test_volume_across_workers_and_a_triggerer_killed(stack):
         }
     )
     assert len(orphans) >= 10
-    assert min(held.values()) >= 0.3 * sum(held.values())  # spread over both
+    assert min(held.values()) >= MIN_HELD  # spread over both
     assert len(trigger_logs) >= 2
     # The adoption waits for the dead triggerer's heartbeat to age past the 30 s health threshold.
     assert adopted_after <= 90
