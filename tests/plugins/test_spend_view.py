@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from airflow_provider_alta.plugins.api_server import AltaPlugin, spend_nav_view
+from airflow_provider_alta.plugins.spend_filter import parse_filter
 from airflow_provider_alta.plugins.spend_view import create_app
 from airflow_provider_alta.testing.client import EmulatorClient
 from tests.dag_runner import run_dag
@@ -32,7 +33,7 @@ def spend_runs(airflow_db, alta_emulator_server) -> None:
     (the emulator bills a failed run half: 0.05, 20); ``t_spend_other``: one run (0.25, 100)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select, update
+    from sqlalchemy import update
 
     emulator = EmulatorClient(alta_emulator_server.url)
     emulator.reset()
@@ -44,11 +45,18 @@ def spend_runs(airflow_db, alta_emulator_server) -> None:
         spend, other = run_dag("t_spend"), run_dag("t_spend_other")
     assert spend.ti("fails").state == "failed" and other.state == "success"
     assert [spend.ti("news", i).state for i in range(4)] == ["success"] * 4
+    # Every run at noon of TODAY (news[2] and [3] of EARLIER), whatever the clock says when the runs or the
+    # requests happen: a session that crosses midnight UTC sees the same days.
+    ours = XComModel.dag_id.in_(("t_spend", "t_spend_other"))
     earlier = (XComModel.dag_id == "t_spend", XComModel.task_id == "news", XComModel.map_index.in_((2, 3)))
     with create_session() as session:
         _known_to_the_metadata_database(session, "t_spend", "t_spend_other")
-        stamp = session.scalar(select(XComModel.timestamp).where(*earlier).limit(1))
-        session.execute(update(XComModel).where(*earlier).values(timestamp=stamp - datetime.timedelta(days=3)))
+        session.execute(update(XComModel).where(ours).values(timestamp=_noon(TODAY)))
+        session.execute(update(XComModel).where(*earlier).values(timestamp=_noon(EARLIER)))
+
+
+def _noon(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(12), datetime.timezone.utc)
 
 
 def _known_to_the_metadata_database(session: Any, *dag_ids: str) -> None:
@@ -91,7 +99,17 @@ def token(manager: Any, username: str = "admin", role: str = "admin") -> str:
 def get(host: tuple[TestClient, Any], path: str, user: str | None = "admin", **params: str) -> Any:
     client, manager = host
     headers = {"Authorization": f"Bearer {token(manager, user)}"} if user else {}
+    if "start" not in params and "end" not in params:
+        params["end"] = TODAY.isoformat()  # the default range, fixed to the runs' day (not the clock's)
     return client.get(path, params=params, headers=headers)
+
+
+def test_without_a_range_the_last_30_days_up_to_today():
+    day = datetime.date
+    chosen = parse_filter(start=None, end=None, dag_id=None, readable_dag_ids={"t_spend"}, today=day(2026, 3, 31))
+    assert (chosen.start, chosen.end, chosen.dag_id) == (day(2026, 3, 2), day(2026, 3, 31), None)
+    ending = parse_filter(start=None, end="2026-01-31", dag_id="t_spend", readable_dag_ids={"t_spend"})
+    assert (ending.start, ending.end, ending.dag_id) == (day(2026, 1, 2), day(2026, 1, 31), "t_spend")
 
 
 def test_json_has_cost_and_tokens_per_day_and_per_dag_task_and_workflow(host):
