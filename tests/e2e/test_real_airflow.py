@@ -232,7 +232,10 @@ def worker_starts(stack: Stack, dag_id: str, run_id: str, task_id: str) -> int:
     ti_id = stack.task_instance(dag_id, run_id, task_id)["id"]
     log = (stack.home / "service-api-server.log").read_text(errors="replace")
     # A start the API server refused (the task instance was not queued any more) is not a start.
-    return len(re.findall(rf"path=/execution/task-instances/{ti_id}/run .*status_code=2\d\d", log))
+    # Airflow 3.3's access log: "path=/execution/task-instances/<id>/run query= status_code=200";
+    # before: uvicorn's '"PATCH /execution/task-instances/<id>/run HTTP/1.1" 200 OK'.
+    accepted = rf"/execution/task-instances/{ti_id}/run(?: query=\S* status_code=| HTTP/[\d.]+\" )2\d\d"
+    return len(re.findall(accepted, log))
 
 
 def test_deferred_task_ends_in_the_triggerer(stack):
