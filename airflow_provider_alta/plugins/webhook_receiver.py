@@ -132,6 +132,12 @@ def create_app(
         log.info("Alta webhook for %s%s: %s %s", printable(grant.describe()), about, status, result)
         return reply(status, result, detail, close=close)
 
+    def busy(about: str) -> JSONResponse:
+        """429: the lookups of unknown connections are spent for now."""
+        response = refuse(429, "busy", about, "too many requests for unknown connections; retry later")
+        response.headers["Retry-After"] = "1"
+        return response
+
     async def secret_of(conn_id: str) -> str | None:
         known, secret = cache.cached(conn_id)
         if known:
@@ -164,9 +170,7 @@ def create_app(
         try:
             secret = await secret_of(conn_id)
         except LookupsExhausted:
-            response = refuse(429, "busy", about, "too many requests for unknown connections; retry later")
-            response.headers["Retry-After"] = "1"
-            return response
+            return busy(about)
         if not signature_matches(secret, grant, request.headers.get(SIGNATURE_HEADER)):
             return refuse(401, "unauthorized", about, unauthorized)
         try:
@@ -204,9 +208,7 @@ def create_app(
         try:
             secret = await secret_of(batch.conn_id)
         except LookupsExhausted:
-            response = refuse(429, "busy", about, "too many requests for unknown connections; retry later")
-            response.headers["Retry-After"] = "1"
-            return response
+            return busy(about)
         if not body_signature_matches(secret, raw, request.headers.get(SIGNATURE_HEADER)):
             return refuse(401, "unauthorized", about, unauthorized)
         notices = await run_in_threadpool(mailbox.notices, batch.conn_id, batch.refs)
