@@ -22,6 +22,7 @@ from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.triggerer_finish import TriggererFinish
+from airflow_provider_alta.triggerer_warmup import prepare_supervisor
 from airflow_provider_alta.validation import ensure_positive_number
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, announces_end
 
@@ -157,8 +158,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         self.log.info("Alta %s is %s after %.0f s", run.describe(), run.status.value, elapsed)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_alta import compat
         from airflow_provider_alta.hooks.alta import AltaAsyncHook
 
+        if self._finish is not None and compat.in_triggerer():
+            prepare_supervisor(self._finish, self.log)
         hook = AltaAsyncHook(self.alta_conn_id)
         try:
             async with hook:

@@ -269,6 +269,13 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     events = stack.request("GET", f"/api/v2/assets/events?source_dag_id={dag_id}&source_run_id={run_id}")
     assert [event["source_task_id"] for event in events["asset_events"]] == ["with_outlets"]
     assert durable_variables(stack, dag_id) == []  # the trigger forgot the run id
+    # A trigger that may end its task had the triggerer's supervisor build its in-process Execution API when it
+    # started, not when its run ended (triggerer_warmup).
+    trigger_lines = [
+        line for path in (stack.home / "logs").rglob("*.log.trigger.*") for line in path.read_text().splitlines()
+    ]
+    assert any("supervisor is ready to end tasks here" in line for line in trigger_lines)
+    assert not [line for line in trigger_lines if "could not be prepared for ending tasks" in line]
     # The output travelled in no event: it is in no log, and in the metadata database once (its XCom).
     marker = body["output"]["headline"]
     assert marker == "Finished-Solo-output-7f3a"

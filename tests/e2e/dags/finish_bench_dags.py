@@ -1,4 +1,8 @@
-"""The DAGs of ``bench/triggerer_finish.py``: 40 deferred runs of 15 s, ended in the triggerer or resumed."""
+"""The DAGs of ``bench/triggerer_finish.py``: 40 deferred runs of 15 s, ended in the triggerer or resumed.
+
+``bench_warm_up`` runs first: one deferred run of 2 s that ends in the triggerer, so the triggerer pays its
+one-time start-up cost (see :mod:`airflow_provider_alta.triggerer_warmup`) before the measured runs.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +25,8 @@ for dag_id, end_in_triggerer in (("bench_end_in_triggerer", True), ("bench_resum
             timeout=600,
         ).expand(input=TOPICS)
     globals()[dag_id] = dag
+
+with DAG("bench_warm_up", schedule=None, start_date=START, catchup=False) as bench_warm_up:
+    AltaRunWorkflowOperator(
+        task_id="run", alta_conn_id="alta_bench_warm_up", deferrable=True, input={"topic": "warm-up"}, timeout=600
+    )
