@@ -23,6 +23,10 @@ a run id a trigger forgets    an Airflow Variable on every release   (no release
                               (see :func:`run_id_store`)             task state store)
 ``Stats`` (metrics)           ``airflow.sdk.observability.stats``    ``airflow.stats`` (3.0, 3.1), whose backend
                               (3.2+), set up by ``initialize``       is chosen once, when it is first imported
+a task a trigger ends         its success callback parse leaves the  the DAG processor counts that parse as one
+                              file's DAGs alone (3.1+)               that found no DAG and deactivates the file's
+                                                                     DAGs (3.0): such tasks resume on a worker,
+                                                                     see :func:`callback_parse_deactivates_dags`
 a plugin's page in the UI     ``external_views`` (3.1+)              none: reachable by its URL only (3.0)
 the API server's caller       ``get_user`` reads the Bearer header   the header only (3.0): the UI's session
                               or the UI's session cookie (3.1+)      cookie is read here, then the same check
@@ -40,6 +44,7 @@ loop is never blocked and the supervisor channel is never used from two loops.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
@@ -229,6 +234,31 @@ async def aget_xcom(*, key: str, dag_id: str, run_id: str, task_id: str, map_ind
     if not isinstance(answer, XComResult):
         raise TypeError(f"the triggerer's supervisor answered {type(answer).__name__} to an XCom read")
     return None if answer.value is None else XCom.deserialize_value(answer)
+
+
+@functools.lru_cache(maxsize=1)
+def callback_parse_deactivates_dags() -> bool:
+    """Whether this Airflow's DAG processor deactivates a DAG file's DAGs after parsing it only to run callbacks.
+
+    A task its trigger ends (``TaskSuccessEvent``) has the triggerer send the DAG processor a success callback
+    request. Airflow 3.0's DAG processor records the parse that runs it as one that found no DAG and one
+    import error, and deactivates every DAG of the file until its next full parse: triggering one through the
+    API answers 404 meanwhile. 3.1 tells such parses apart (``process_parse_results(is_callback_only=...)``).
+    A worker without Airflow's core (3.1+ only) is not affected.
+
+    The DAG processor's module is read, not imported: importing it takes about 2 s, which a worker would spend
+    on every deferral.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("airflow.dag_processing.manager")
+    except ImportError:
+        return False
+    if spec is None or spec.origin is None:
+        return False
+    with open(spec.origin, encoding="utf-8") as source:
+        return "is_callback_only" not in source.read()
 
 
 def in_triggerer() -> bool:

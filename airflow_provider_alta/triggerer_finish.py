@@ -117,13 +117,27 @@ class TriggererFinish:
         return pushed
 
 
+#: Why no task ends in the triggerer on Airflow 3.0 (logged as a warning by every task that would have).
+AIRFLOW_3_0_REASON = (
+    "on this Airflow (3.0) the DAG processor deactivates a DAG file's DAGs after the success callback request of "
+    "a task ended in the triggerer, until it parses the file again (fixed in 3.1); set end_in_triggerer=False to "
+    "silence this"
+)
+
+
 def why_not_in_triggerer(task: Any) -> str | None:
     """Why ``task`` must resume on a worker after its run succeeds, or ``None`` when the triggerer may end it.
 
     * outlets: a task ended in the triggerer emits no asset events;
     * a mapped task downstream: the worker's push records how many items to map over;
-    * ``multiple_outputs``: each key is pushed by the worker.
+    * ``multiple_outputs``: each key is pushed by the worker;
+    * Airflow 3.0, whose DAG processor deactivates a DAG file's DAGs after the success callback request of a
+      task ended in the triggerer (:func:`~airflow_provider_alta.compat.callback_parse_deactivates_dags`).
     """
+    from airflow_provider_alta.compat import callback_parse_deactivates_dags
+
+    if callback_parse_deactivates_dags():
+        return AIRFLOW_3_0_REASON
     if getattr(task, "outlets", None):
         return "it has outlets, and a task ended in the triggerer emits no asset events"
     mapped = getattr(task, "iter_mapped_dependants", None)
@@ -145,7 +159,8 @@ def finish_for(task: Any, context: Any, settings: Callable[[], dict[str, Any]]) 
         return None
     reason = why_not_in_triggerer(task)
     if reason is not None:
-        task.log.info("The task resumes on a worker after its run, not in the triggerer: %s", reason)
+        log = task.log.warning if reason == AIRFLOW_3_0_REASON else task.log.info
+        log("The task resumes on a worker after its run, not in the triggerer: %s", reason)
         return None
     ti = context["ti"]
     return TriggererFinish(
