@@ -47,18 +47,18 @@ def percentile(values: list[float], q: float) -> float:
 
 def slot_seconds(access_log: str) -> dict[str, float]:
     """Per task instance id: the seconds between each "run" call and the "state" call that ends it."""
-    started: dict[str, datetime] = {}
+    started: dict[str, float] = {}
     held: dict[str, float] = defaultdict(float)
     for line in access_log.splitlines():
         match = _CALL.match(line)
         if not match:
             continue
-        at = datetime.fromisoformat(match[1].replace("Z", "+00:00"))
+        at = _timestamp(match[1])
         ti_id, call = match[2], match[3]
         if call == "run":
             started[ti_id] = at
         elif ti_id in started:
-            held[ti_id] += (at - started.pop(ti_id)).total_seconds()
+            held[ti_id] += at - started.pop(ti_id)
     return held
 
 

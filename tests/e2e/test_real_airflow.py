@@ -274,9 +274,9 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     assert durable_variables(stack, dag_id) == []  # the trigger forgot the run id
     # A trigger that may end its task had the triggerer's supervisor build its in-process Execution API when it
     # started, not when its run ended (triggerer_warmup).
-    trigger_lines = [
-        line for path in (stack.home / "logs").rglob("*.log.trigger.*") for line in path.read_text().splitlines()
-    ]
+    trigger_logs = list((stack.home / "logs").rglob("*.log.trigger.*"))
+    assert trigger_logs
+    trigger_lines = [line for path in trigger_logs for line in path.read_text().splitlines()]
     assert any("supervisor is ready to end tasks here" in line for line in trigger_lines) is in_triggerer
     assert not [line for line in trigger_lines if "could not be prepared for ending tasks" in line]
     task_log = "\n".join(
@@ -286,8 +286,6 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     marker = body["output"]["headline"]
     assert marker == "Finished-Solo-output-7f3a"
     logs = [*stack.home.glob("service-*.log"), *(stack.home / "logs").rglob("*")]
-    trigger_logs = [p for p in logs if ".log.trigger." in p.name]
-    assert trigger_logs
     # The trigger's log line of the event leaves the output out, whichever path the task takes.
     assert [str(p) for p in trigger_logs if marker.encode() in p.read_bytes()] == []
     if not in_triggerer:
