@@ -4,22 +4,41 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean matrix dist
+.PHONY: demo test e2e distributed check lint bench venv clean matrix dist
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade uv
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]' \
-	  || $(PY) -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]' \
+	  || $(PY) -m pip install --quiet --compile -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# The tiers (README, Development): each one command, each with its time budget on a 2-core machine.
+#: pytest-xdist workers for the tiers that run in parallel (one per core).
+JOBS ?= auto
+UNIT := not cli and not e2e and not distributed
+
+# Unit and dag.test() suites on the development Airflow, no services: <= 180 s.
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m "$(UNIT)" $(PYTEST_ARGS)
+
+# Real Airflow processes: the command line as a user types it (in parallel), then the LocalExecutor stack with the
+# browser test (one at a time: each test drives the whole stack).
+e2e: $(STAMP)
+	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m cli $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+# The production shape: PostgreSQL, Celery on Redis, two triggerers, two workers.
+distributed: $(STAMP)
+	$(VENV)/bin/pytest -m distributed $(PYTEST_ARGS)
+
+# Everything CI runs, in the order it runs it (.ci/run).
+check: lint test dist matrix distributed
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_provider_alta tests dags_examples scripts bench

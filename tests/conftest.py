@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,8 +14,13 @@ from typing import Any
 
 import pytest
 
-# setdefault: one home per test process, however often this module is imported.
-_HOME = Path(os.environ.setdefault("ALTA_TESTS_AIRFLOW_HOME", tempfile.mkdtemp(prefix="alta-tests-airflow-")))
+#: This test session's directory: the process that starts the session makes it (and removes it at the end); its
+#: pytest-xdist workers, and any process a test starts, inherit it.
+_OWNS_SESSION_DIR = "ALTA_TESTS_SESSION_DIR" not in os.environ
+_SESSION = Path(os.environ.setdefault("ALTA_TESTS_SESSION_DIR", tempfile.mkdtemp(prefix="alta-tests-")))
+#: One Airflow home per test process (each worker its own), however often this module is imported.
+_HOME = _SESSION / os.environ.get("PYTEST_XDIST_WORKER", "main")
+_HOME.mkdir(exist_ok=True)
 os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 DAGS = Path(__file__).parent / "dags"
@@ -47,15 +54,26 @@ if os.environ.get("ALTA_TESTS_EXPECT_INSTALLED"):
 SECRET_KEY = "sk-alta-SECRET-7f3a9c2e1d"
 
 
+def _migrated_database() -> Path:
+    """Airflow's metadata database (SQLite), migrated once per test session whatever the number of workers: the
+    first process that needs it migrates, the others wait on the lock and copy the file."""
+    template = _SESSION / "migrated" / "airflow.db"
+    template.parent.mkdir(exist_ok=True)
+    with open(_SESSION / "migrated.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            env = {**os.environ, "AIRFLOW_HOME": str(template.parent)}
+            subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env, stdout=subprocess.DEVNULL
+            )
+    return template
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """An initialised metadata database (SQLite) for tests that run DAGs."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-    )
+    """An initialised metadata database (SQLite) in this process' Airflow home, for tests that run DAGs."""
+    if not (_HOME / "airflow.db").exists():
+        shutil.copy(_migrated_database(), _HOME / "airflow.db")
     return _HOME
 
 
@@ -83,3 +101,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("production-shape figures")
         for name, value in sorted(FIGURES.items()):
             terminalreporter.write_line(f"{name}: {value}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's homes and databases go with the process that made them (the controller, under xdist)."""
+    if _OWNS_SESSION_DIR:
+        shutil.rmtree(_SESSION, ignore_errors=True)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,6 +19,7 @@ def run_without_redis(**extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.cli
 def test_missing_services_are_a_reported_skip():
     done = run_without_redis()
     assert done.returncode == 0, done.stdout[-2000:]
@@ -24,6 +27,7 @@ def test_missing_services_are_a_reported_skip():
     assert "needs Redis on 127.0.0.1:1" in done.stdout and "start PostgreSQL" in done.stdout
 
 
+@pytest.mark.cli
 def test_missing_services_fail_where_they_are_required():
     done = run_without_redis(ALTA_TESTS_REQUIRE_SERVICES="1")
     assert done.returncode != 0

@@ -134,6 +134,7 @@ def test_the_first_hour(emulator, monkeypatch):
         assert WRONG_KEY not in message and DEFAULT_API_KEY not in message
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("dag_id", README_DAGS)
 def test_airflow_dags_test_runs_the_readme_dags(project, dag_id):
     root, env = project
@@ -151,6 +152,7 @@ def test_airflow_dags_test_runs_the_readme_dags(project, dag_id):
     assert not (root / "airflow").exists()  # HOME is the project: nothing fell back to ~/airflow
 
 
+@pytest.mark.cli
 def test_make_demo(demo):
     process, tmp = demo
     assert process.wait(timeout=300) == 0, (tmp / "out.txt").read_text()[-4000:]

@@ -159,6 +159,7 @@ asyncio.run(finish())
 """
 
 
+@pytest.mark.cli
 def test_a_triggerer_process_sends_the_metrics(statsd):
     """The emit needs no task context, and works in a triggerer process that never set the SDK's client up."""
     env = {**os.environ, "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True"}
@@ -209,6 +210,7 @@ def task_event(events: list[dict], task_id: str, event_type: str) -> dict:
     return matching[0]
 
 
+@pytest.mark.cli
 def test_openlineage_complete_event_carries_the_alta_run_facet(alta_emulator, tmp_path):
     alta_emulator.configure(duration=0.2)
     events = lineage_events(tmp_path, "t_sync")
@@ -230,6 +232,7 @@ def test_openlineage_complete_event_carries_the_alta_run_facet(alta_emulator, tm
     assert "alta_run" not in task_event(events, "run", "START")["run"].get("facets", {})
 
 
+@pytest.mark.cli
 def test_openlineage_fail_event_of_a_failed_run_carries_the_facet(alta_emulator, tmp_path):
     alta_emulator.configure(duration=0.3, outcome="fail")
     events = lineage_events(tmp_path, "t_failed")
@@ -238,6 +241,7 @@ def test_openlineage_fail_event_of_a_failed_run_carries_the_facet(alta_emulator,
     assert alta_emulator.run(facet["workflowRunId"])["body"]["status"] == "FAILED"
 
 
+@pytest.mark.cli
 def test_openlineage_sensor_reports_the_run_it_waited_for(alta_emulator, tmp_path):
     alta_emulator.configure(duration=0.5)
     events = lineage_events(tmp_path, "t_sensor_poke")

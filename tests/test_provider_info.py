@@ -11,6 +11,7 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 
 from airflow_provider_alta.get_provider_info import get_provider_info
 
@@ -44,6 +45,7 @@ def _airflow(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.cli
 def test_airflow_lists_provider_and_connection_type():
     assert "airflow-provider-alta" in _airflow("providers", "list", "-o", "json")
     assert "airflow_provider_alta.hooks.alta.AltaHook" in _airflow("providers", "hooks", "-o", "json")

@@ -25,6 +25,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import DAGS
 
 README = DAGS.parent.parent / "README.md"
@@ -102,6 +104,7 @@ def test_fragments_build_what_they_show():
         exec(compile(PRELUDE + source, "README.md", "exec"), {})
 
 
+@pytest.mark.cli
 def test_the_readme_project_runs_as_written(alta_emulator, airflow_db, tmp_path):
     files, _ = python_blocks()
     for path, source in files.items():
