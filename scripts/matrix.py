@@ -89,7 +89,8 @@ def install(uv: str, release: Release, wheel: Path) -> Path:
     shutil.rmtree(home, ignore_errors=True)
     run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
     python = venv / "bin" / "python"
-    args = [uv, "pip", "install", "--quiet", "--python", str(python)]
+    # Bytecode compiled once here: every Airflow process the tests start would otherwise compile Airflow again.
+    args = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
     if release.exclude_newer:
         args += ["--exclude-newer", release.exclude_newer]
     run([*args, f"apache-airflow=={release.version}", f"airflow-provider-alta[test] @ {wheel.as_uri()}", *release.pins])
@@ -126,7 +127,7 @@ def summary_counts(output: str) -> dict[str, int]:
 
 #: The pytest marker expression of each suite, and how the summary names it.
 SUITES = {
-    "unit": ("not e2e and not distributed", "unit, dag.test"),
+    "unit": ("not e2e and not distributed", "unit, dag.test, cli"),
     "e2e": ("e2e", "end to end"),
     "distributed": ("distributed", "production shape"),
 }
@@ -142,6 +143,8 @@ def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
         env["ALTA_TESTS_REQUIRE_SERVICES"] = os.environ["ALTA_TESTS_REQUIRE_SERVICES"]
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers]
+    if suite == "unit":  # independent tests, one worker per core; the others drive one Airflow stack at a time
+        args += ["-n", "auto", "--dist", "worksteal"]
     log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
@@ -69,11 +70,23 @@ def _migrated_database() -> Path:
     return template
 
 
+def _one_in_process_execution_api() -> None:
+    """``dag.test()`` before Airflow 3.3 builds a new in-process Execution API for every task it runs: about a second
+    of FastAPI route generation per task instance, and an event-loop thread left behind each time. Airflow 3.3 builds
+    one per process (``functools.lru_cache``); the tests run every release that way. Nothing in the provider depends
+    on it: the API a task talks to answers the same."""
+    from airflow.sdk.execution_time import supervisor
+
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """An initialised metadata database (SQLite) in this process' Airflow home, for tests that run DAGs."""
     if not (_HOME / "airflow.db").exists():
         shutil.copy(_migrated_database(), _HOME / "airflow.db")
+    _one_in_process_execution_api()
     return _HOME
 
 
