@@ -125,17 +125,19 @@ def summary_counts(output: str) -> dict[str, int]:
     return counts
 
 
-#: The pytest marker expression of each suite, and how the summary names it.
+#: The pytest marker expression of each suite, how the summary names it, and whether its tests run on every core
+#: (independent tests; the e2e and production-shape suites drive one Airflow stack at a time).
 SUITES = {
-    "unit": ("not e2e and not distributed", "unit, dag.test, cli"),
-    "e2e": ("e2e", "end to end"),
-    "distributed": ("distributed", "production shape"),
+    "unit": ("not cli and not e2e and not distributed", "unit, dag.test", True),
+    "cli": ("cli", "command line", True),
+    "e2e": ("e2e", "end to end", False),
+    "distributed": ("distributed", "production shape", False),
 }
 
 
 def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
-    """One pytest session: the unit and ``dag.test()`` suites, the end-to-end suite, or the production-shape one."""
-    markers, title = SUITES[suite]
+    """One pytest session: the unit and ``dag.test()`` suites, the command line, end to end, or production shape."""
+    markers, title, parallel = SUITES[suite]
     outcome = Outcome(release.version, title)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
@@ -143,7 +145,7 @@ def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
         env["ALTA_TESTS_REQUIRE_SERVICES"] = os.environ["ALTA_TESTS_REQUIRE_SERVICES"]
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers]
-    if suite == "unit":  # independent tests, one worker per core; the others drive one Airflow stack at a time
+    if parallel:
         args += ["-n", "auto", "--dist", "worksteal"]
     log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
@@ -179,7 +181,9 @@ def table(outcomes: list[Outcome]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--versions", default=",".join(r.version for r in RELEASES), help="comma-separated")
-    parser.add_argument("--e2e", default=",".join(DEFAULT_E2E), help="versions that also run e2e, or 'none'")
+    parser.add_argument(
+        "--e2e", default=",".join(DEFAULT_E2E), help="versions that also run the command-line and e2e suites, or 'none'"
+    )
     parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
     parser.add_argument("--jobs", type=int, default=1, help="unit suites run at once (end to end: one at a time)")
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
@@ -209,7 +213,7 @@ def main() -> int:
     for release, outcome in zip(releases, outcomes, strict=True):
         outcome.install_s = ready[release.version][1]
     for release in releases:
-        for suite, wanted_here in (("e2e", e2e), ("distributed", distributed)):
+        for suite, wanted_here in (("cli", e2e), ("e2e", e2e), ("distributed", distributed)):
             if release.version in wanted_here:
                 outcomes.append(test(ready[release.version][0], works[release.version], release, suite))
     report = table(outcomes) + f"\n\nWheel: {wheel.name}; whole matrix {time.monotonic() - started:.0f} s.\n"

@@ -106,9 +106,26 @@ def alta_conn(alta_emulator, monkeypatch) -> Iterator[str]:
     reset_budgets()
 
 
+#: The longest a test of ``make test`` may take (README, Development); longer ones are listed at the end of the run.
+UNIT_TEST_LIMIT_S = 10.0
+_SLOW_UNIT_TESTS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sums each ``make test`` tier test's setup, call and teardown (under xdist, as the workers report them)."""
+    if not {"cli", "e2e", "distributed"} & set(report.keywords):
+        _SLOW_UNIT_TESTS[report.nodeid] = _SLOW_UNIT_TESTS.get(report.nodeid, 0.0) + report.duration
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The production-shape scenarios' figures, when they ran (tests/distributed)."""
+    """Tests of the unit tier over its time limit, and the production-shape scenarios' figures when they ran."""
     from tests.distributed.figures import FIGURES
+
+    slow = {nodeid: s for nodeid, s in _SLOW_UNIT_TESTS.items() if s > UNIT_TEST_LIMIT_S}
+    if slow:
+        terminalreporter.section(f"make test tier: tests over {UNIT_TEST_LIMIT_S:.0f} s (see README, Development)")
+        for nodeid, seconds in sorted(slow.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
 
     if FIGURES:
         terminalreporter.section("production-shape figures")

@@ -44,6 +44,7 @@ SHELL_NOT_RUN = {
         "tests/test_newcomer.py runs (its failure report is tested in tests/operators/test_retry_classes.py)"
     ),
     "pip install airflow-provider-alta": "installs from PyPI: needs the network (this suite runs offline)",
+    'make test PYTEST_ARGS="--durations=20"': "`make test` is the suite this test is part of: it would recurse",
 }
 
 _BLOCK = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[ \t]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)

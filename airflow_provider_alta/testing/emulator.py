@@ -22,7 +22,8 @@ Where the API documentation is silent, the emulator chose:
   ``webhook_copies`` and ``webhook_delay`` lose, repeat or delay them);
 * runs stay queryable for the emulator's lifetime; a run is PENDING for its
   first tenth (at most 0.2 s), then RUNNING until its duration has passed
-  (a workflow's ``duration_field`` lets each run's input set its duration).
+  (a workflow's ``duration_field`` lets each run's input set its duration, and its ``time_scale`` runs it
+  faster or slower than the wall clock: its answers still give the workflow's own duration).
 
 Control endpoints under ``/_emulator/`` (not counted, no key needed) let tests
 configure workflows, inject faults and read counters; see
@@ -321,7 +322,7 @@ class AltaEmulator:
         )
         self.runs[run.run_id] = run
         if not is_async:
-            await asyncio.sleep(run.workflow.duration)
+            await asyncio.sleep(max(0.0, run.ends_at - time.time()))
             return web.json_response(run.body(max(time.time(), run.ends_at)), headers=headers)
         if webhooks:
             task = asyncio.get_running_loop().create_task(self._deliver_later(run))
@@ -330,7 +331,8 @@ class AltaEmulator:
         return web.json_response(run.acknowledgement(), headers=headers)
 
     async def _deliver_later(self, run: Run) -> None:
-        await asyncio.sleep(max(0.0, run.ends_at + run.workflow.webhook_delay - time.time()))
+        delay = run.workflow.wall_seconds(run.workflow.webhook_delay)
+        await asyncio.sleep(max(0.0, run.ends_at + delay - time.time()))
         if self._client is None:
             self._client = ClientSession(timeout=ClientTimeout(total=10))
         final = run.body(max(time.time(), run.ends_at))

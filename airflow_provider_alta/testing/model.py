@@ -60,12 +60,12 @@ class Run:
 
     @property
     def ends_at(self) -> float:
-        return self.created_at + self.workflow.duration
+        return self.created_at + self.workflow.wall_seconds(self.workflow.duration)
 
     def status(self, now: float) -> str:
         if now >= self.ends_at:
             return "FAILED" if self.failed else "SUCCEED"
-        if now < self.created_at + min(0.2, self.workflow.duration / 10):
+        if now < self.created_at + self.workflow.wall_seconds(min(0.2, self.workflow.duration / 10)):
             return "PENDING"
         return "RUNNING"
 

@@ -63,6 +63,9 @@ class WorkflowConfig:
     rate_used_before: int = 0
     webhook_copies: int = 1  # deliveries per webhook: 0 loses them, 2 duplicates them
     webhook_delay: float = 0.0  # seconds between the run's end and the delivery
+    #: Wall-clock seconds per workflow second: 0.01 runs a "15 s" workflow in 0.15 s (its answers still say 15 s),
+    #: for tests of what a run does rather than of how long it takes.
+    time_scale: float = 1.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
@@ -77,6 +80,12 @@ class WorkflowConfig:
             raise ValueError("output_mode must be 'template' or 'echo'")
         if not isinstance(config.webhook_copies, int) or config.webhook_copies < 0:
             raise ValueError("webhook_copies must be a whole number >= 0")
+        if (
+            isinstance(config.time_scale, bool)
+            or not isinstance(config.time_scale, (int, float))
+            or config.time_scale <= 0
+        ):
+            raise ValueError("time_scale must be a number > 0")
         return config
 
     def duration_for(self, run_input: dict[str, Any]) -> float:
@@ -85,6 +94,10 @@ class WorkflowConfig:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
             return float(value)
         return self.duration
+
+    def wall_seconds(self, seconds: float) -> float:
+        """How long ``seconds`` of this workflow's time last on the wall clock."""
+        return seconds * self.time_scale
 
     def failed(self, rng: random.Random) -> bool:
         return self.outcome == "fail" or (self.fail_probability > 0 and rng.random() < self.fail_probability)

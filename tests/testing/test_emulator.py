@@ -144,3 +144,17 @@ def test_a_keys_first_window_can_be_under_way_already(alta_emulator):
     _, headers, _ = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"topic": "x"}, "isAsync": True})
     assert headers["X-RateLimit-Remaining"] == "599"
     assert before + 295 <= int(headers["X-RateLimit-Reset"]) <= before + 302
+
+
+def test_time_scale_runs_a_long_workflow_in_a_fraction_of_its_time(alta_emulator):
+    alta_emulator.configure(duration=15.0, time_scale=0.01, webhook_delay=2.0)
+    _, _, answer = post(alta_emulator.url, "/v1/workflow/invoke", {"input": {"topic": "x"}})
+    assert (answer["status"], answer["workflowExecutionTime"]) == ("SUCCEED", 15000)  # what the workflow says
+    record = alta_emulator.run(answer["workflowRunId"])
+    assert record["ends_at"] - answer["startTime"] / 1000 == pytest.approx(0.15, abs=0.002)  # what the clock says
+
+
+def test_time_scale_must_be_positive(alta_emulator):
+    for bad in (0, -1, "fast", True):
+        with pytest.raises(urllib.error.HTTPError):
+            alta_emulator.configure(time_scale=bad)
