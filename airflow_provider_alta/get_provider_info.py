@@ -47,7 +47,7 @@ def get_provider_info() -> dict[str, Any]:
                     "webhook_token_lifetime": {
                         "description": "Seconds a webhook token stays valid after the task invokes its run "
                         "(it is also refused once the task's try is over). Cover the longest run you wait for.",
-                        "version_added": "0.2.0",
+                        "version_added": "0.1.0",
                         "type": "integer",
                         "example": "86400",
                         "default": "604800",

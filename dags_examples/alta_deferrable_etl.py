@@ -48,7 +48,7 @@ with DAG(
     tags=["alta", "example"],
 ) as dag:
 
-    @task
+    @task(multiple_outputs=False)  # the dict is the workflow's whole input: one XCom, not one per key
     def extract() -> dict:
         return {"topic": "Markets"}
 

@@ -29,7 +29,7 @@ with DAG(
         input=[{"topic": topic} for topic in TOPICS]
     )
 
-    @task
+    @task(multiple_outputs=False)  # one XCom holding every count, not one per topic
     def summary(outputs: list[dict]) -> dict[str, int]:
         counts = {output["news"][0]["title"].split(":")[0]: len(output["news"]) for output in outputs}
         print(counts)

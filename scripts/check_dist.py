@@ -25,7 +25,9 @@ ENTRY_POINTS = {
     "pytest11": "alta_emulator",
     "console_scripts": "alta-emulator",
 }
-SDIST_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "airflow_provider_alta/py.typed")
+SDIST_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "airflow_provider_alta/py.typed")
+#: The license a wheel must carry (PEP 639: under its .dist-info/licenses/, named by License-File).
+LICENSE = "LICENSE"
 
 
 def check_wheel(path: Path) -> list[str]:
@@ -41,6 +43,19 @@ def check_wheel(path: Path) -> list[str]:
                 problems.append(f"{path.name}: entry point {group}:{name} missing")
         leaked = [n for n in names if n.startswith(("tests/", "bench/", "dags_examples/"))]
         problems += [f"{path.name}: ships {n}" for n in leaked]
+        metadata = wheel.read(entry_file.replace("entry_points.txt", "METADATA"))
+        problems += check_wheel_license(path.name, names, metadata)
+    return problems
+
+
+def check_wheel_license(wheel_name: str, names: set[str], metadata: bytes) -> list[str]:
+    """The license text travels with every installed copy: a wheel without it cannot be redistributed."""
+    (dist_info,) = {n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")}
+    problems = []
+    if f"{dist_info}/licenses/{LICENSE}" not in names:
+        problems.append(f"{wheel_name}: missing {dist_info}/licenses/{LICENSE}")
+    if f"License-File: {LICENSE}" not in metadata.decode().splitlines():
+        problems.append(f"{wheel_name}: METADATA names no License-File: {LICENSE}")
     return problems
 
 

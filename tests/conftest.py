@@ -79,6 +79,8 @@ def _one_in_process_execution_api() -> None:
 
     if not hasattr(supervisor.in_process_api_server, "cache_info"):
         supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
+    # Built here, with the database, rather than inside whichever test runs the process' first task.
+    supervisor.in_process_api_server().app  # noqa: B018
 
 
 @pytest.fixture(scope="session")
@@ -112,9 +114,9 @@ _SLOW_UNIT_TESTS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Sums each ``make test`` tier test's setup, call and teardown (under xdist, as the workers report them)."""
-    if not {"cli", "e2e", "distributed"} & set(report.keywords):
-        _SLOW_UNIT_TESTS[report.nodeid] = _SLOW_UNIT_TESTS.get(report.nodeid, 0.0) + report.duration
+    """Each ``make test`` tier test's own run (its call; session fixtures are the session's), as workers report it."""
+    if report.when == "call" and not {"cli", "e2e", "distributed"} & set(report.keywords):
+        _SLOW_UNIT_TESTS[report.nodeid] = report.duration
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

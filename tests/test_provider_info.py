@@ -76,3 +76,17 @@ def test_connection_form_is_labelled_on_this_airflow():
     assert standard["host"]["title"] == "Base URL" and standard["password"]["title"] == "API Key"
     assert standard["host"]["placeholder"] == "https://altatech.ai"
     assert all(standard[name]["hidden"] for name in ("login", "port", "url_schema"))
+
+
+def test_config_options_were_added_in_a_version_the_package_has():
+    """Airflow shows ``version_added`` in its config docs: a version newer than the package is a release not out."""
+    from packaging.version import Version
+
+    from airflow_provider_alta import __version__
+
+    options = {
+        f"[{section}] {name}": option["version_added"]
+        for section, spec in get_provider_info()["config"].items()
+        for name, option in spec["options"].items()
+    }
+    assert {name: added for name, added in options.items() if Version(added) > Version(__version__)} == {}

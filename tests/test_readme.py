@@ -9,6 +9,8 @@ How each block is run (the harness; nothing in a block is changed):
 * Shell blocks (console, bash, sh) run only when listed in :data:`SHELL_RUN`, in README order, as one
   ``bash -e`` script in the project directory; the ones that cannot run offline or would recurse are in
   :data:`SHELL_NOT_RUN` with the reason. A block in neither list fails the test, as does a stale entry.
+* JSON blocks are emulator ``--config`` files: each is read by the emulator's own loader. The emulator's
+  settings table and its default workflow's refused inputs are checked against the emulator's code.
 * Completion: the project's ``alta_default`` connection points at an emulator (the line ``alta-emulator``
   prints), the home is seeded with this test session's already migrated database (``airflow db migrate``
   still runs, and finds nothing to do), and every DAG file no README test imports gets a
@@ -103,6 +105,46 @@ def test_fragments_build_what_they_show():
     assert fragments
     for source in fragments:
         exec(compile(PRELUDE + source, "README.md", "exec"), {})
+
+
+def section(title: str) -> str:
+    """The README's text under the ``### title`` heading, up to the next heading."""
+    text = README.read_text()
+    start = text.index(f"\n### {title}\n")
+    return text[start : text.index("\n#", start + 1)]
+
+
+def test_config_file_examples_load_in_the_emulator(tmp_path):
+    from airflow_provider_alta.testing.emulator import load_workflows
+
+    examples = blocks(("json",))
+    assert examples
+    for number, body in enumerate(examples):
+        path = tmp_path / f"workflows{number}.json"
+        path.write_text(body)
+        assert load_workflows(str(path)), f"README JSON block {number} holds no workflow"
+
+
+def test_every_emulator_setting_is_documented():
+    from dataclasses import fields
+
+    from airflow_provider_alta.testing.workflows import WorkflowConfig
+
+    first_cells = re.findall(r"^\| (`[^|]+)\|", section("The `--config` file"), re.M)
+    documented = {name for cell in first_cells for name in re.findall(r"`(\w+)`", cell)}
+    assert documented == {field.name for field in fields(WorkflowConfig)}
+
+
+def test_the_default_workflow_refuses_the_inputs_the_readme_says_it_refuses():
+    import json
+
+    from airflow_provider_alta.testing.model import check_input
+    from airflow_provider_alta.testing.workflows import WorkflowConfig
+
+    refused = [json.loads(span) for span in re.findall(r"`(\{.*?\})`", section("The default workflow"))]
+    assert len(refused) >= 3
+    assert all(check_input(WorkflowConfig(), run_input) for run_input in refused)
+    assert check_input(WorkflowConfig(), {"topic": "Markets"}) is None
 
 
 @pytest.mark.cli

@@ -64,16 +64,22 @@ class _AltaDecoratedOperator(DecoratedOperator, AltaRunWorkflowOperator):
 
 def alta_task(
     python_callable: Callable[..., Any] | None = None,
+    *,
+    multiple_outputs: bool = False,
     **kwargs: Any,
 ) -> TaskDecorator:
     """Wrap a function returning a workflow's input into a task running that workflow (``@task.alta``).
 
     :param python_callable: the function; its return value is the workflow's input (a dict).
+    :param multiple_outputs: push each key of the run's output as an XCom of its own. Always passed on:
+        left unset, Airflow would infer it from the function's return annotation, which here describes
+        the workflow's input (``-> dict``), not its output.
     :param kwargs: any :class:`~airflow_provider_alta.operators.alta.AltaRunWorkflowOperator` or
         ``BaseOperator`` argument but ``input``.
     """
     return task_decorator_factory(
         python_callable=python_callable,
+        multiple_outputs=multiple_outputs,
         decorated_operator_class=_AltaDecoratedOperator,
         **kwargs,
     )

@@ -4,28 +4,26 @@
 * the "Alta spend" view under ``/alta-spend`` (:mod:`.spend_view`), always, and its entry in the UI's navigation
   ("Browse" menu) where the UI has plugin views (Airflow 3.1+; on 3.0 it is reachable by its URL only).
 
-Every Airflow process loads plugins; only the API server builds the apps, so nothing here imports FastAPI,
-the view or the receiver anywhere else. The two apps share nothing but this mount.
+Every Airflow process loads plugins, and ``airflow plugins`` lists their apps wherever it runs, so the apps are
+always listed but each is a :class:`~.lazy_app.LazyASGIApp`: FastAPI, the view and the receiver are imported
+and built by the first request the app receives, which only the API server that mounted it sends. Nothing
+here imports them at plugin load. The two apps share nothing but this mount.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 
 from airflow_provider_alta.compat import conf, plugin_nav_views
+from airflow_provider_alta.plugins.lazy_app import ASGIApp, LazyASGIApp
 from airflow_provider_alta.webhook import URL_PREFIX as WEBHOOK_PREFIX
 from airflow_provider_alta.webhook import WebhookSettings
 
 #: Where the spend view is mounted (kept equal to ``spend_view.URL_PREFIX``, which only the API server imports).
 SPEND_PREFIX = "/alta-spend"
-
-
-def _running_in_api_server() -> bool:
-    return len(sys.argv) > 1 and sys.argv[1] == "api-server"
 
 
 def _base_path() -> str:
@@ -44,6 +42,18 @@ def spend_nav_view(base_path: str = "") -> dict[str, Any]:
     }
 
 
+def _spend_app() -> ASGIApp:
+    from airflow_provider_alta.plugins import spend_view
+
+    return spend_view.create_app(_base_path() + SPEND_PREFIX)
+
+
+def _receiver_app() -> ASGIApp:
+    from airflow_provider_alta.plugins.webhook_receiver import create_app
+
+    return create_app()
+
+
 class AltaPlugin(AirflowPlugin):
     """Mounts the webhook receiver (when enabled) and the spend view on the API server, and lists the view in the
     UI's navigation."""
@@ -51,25 +61,16 @@ class AltaPlugin(AirflowPlugin):
     name = "alta_webhook_receiver"
 
     @classmethod
-    def fastapi_apps_for(cls, settings: WebhookSettings, in_api_server: bool) -> list[dict[str, Any]]:
-        """The apps to mount: none outside the API server."""
-        if not in_api_server:
-            return []
-        from airflow_provider_alta.plugins import spend_view
-
-        apps = [
-            {
-                "app": spend_view.create_app(_base_path() + SPEND_PREFIX),
-                "url_prefix": SPEND_PREFIX,
-                "name": "Alta spend",
-            }
+    def fastapi_apps_for(cls, settings: WebhookSettings) -> list[dict[str, Any]]:
+        """The apps to mount, each built by its first request (see :class:`~.lazy_app.LazyASGIApp`)."""
+        apps: list[dict[str, Any]] = [
+            {"app": LazyASGIApp(_spend_app, "Alta spend"), "url_prefix": SPEND_PREFIX, "name": "Alta spend"}
         ]
         if settings.enabled:
-            from airflow_provider_alta.plugins.webhook_receiver import create_app
-
-            apps.insert(0, {"app": create_app(), "url_prefix": WEBHOOK_PREFIX, "name": "Alta webhook receiver"})
+            receiver = LazyASGIApp(_receiver_app, "Alta webhook receiver")
+            apps.insert(0, {"app": receiver, "url_prefix": WEBHOOK_PREFIX, "name": "Alta webhook receiver"})
         return apps
 
 
-AltaPlugin.fastapi_apps = AltaPlugin.fastapi_apps_for(WebhookSettings.from_config(), _running_in_api_server())
+AltaPlugin.fastapi_apps = AltaPlugin.fastapi_apps_for(WebhookSettings.from_config())
 AltaPlugin.external_views = plugin_nav_views([spend_nav_view(_base_path())])

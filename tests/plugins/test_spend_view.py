@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -210,7 +211,7 @@ def test_the_plugin_lists_the_page_in_the_ui_navigation_where_airflow_has_plugin
     expected = [spend_nav_view()] if hasattr(AirflowPlugin, "external_views") else []
     assert AltaPlugin.external_views == expected
     assert spend_nav_view("/airflow")["href"] == "/airflow/alta-spend/"
-    apps = AltaPlugin.fastapi_apps_for(_disabled(), in_api_server=True)
+    apps = AltaPlugin.fastapi_apps_for(_disabled())
     assert [app["url_prefix"] for app in apps] == ["/alta-spend"]
 
 
@@ -222,11 +223,21 @@ def _disabled() -> Any:
 
 PROBE = """
 import json, sys
-import airflow_provider_alta, airflow_provider_alta.operators.alta, airflow_provider_alta.plugins.api_server
-print(json.dumps(sorted(m for m in sys.modules if m.startswith("airflow_provider_alta.plugins.spend"))))
+import airflow_provider_alta, airflow_provider_alta.operators.alta
+from airflow_provider_alta.plugins.api_server import AltaPlugin
+ours = "airflow_provider_alta.plugins."
+heavy = ("fastapi", "starlette", ours + "spend", ours + "webhook_receiver")
+print(json.dumps({
+    "listed": [app["url_prefix"] for app in AltaPlugin.fastapi_apps],
+    "imported": sorted(m for m in sys.modules if m.startswith(heavy)),
+}))
 """
 
 
 def test_outside_the_api_server_the_view_is_never_imported():
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == []
+    """Loading the plugin lists both apps (the receiver enabled here) and imports neither them nor FastAPI: only a
+    request, which only the API server that mounted them receives, builds them."""
+    env = {**os.environ, "AIRFLOW__ALTA__WEBHOOK_ENABLED": "True"}
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, env=env)
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe == {"listed": ["/alta", "/alta-spend"], "imported": []}
