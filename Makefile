@@ -27,11 +27,11 @@ UNIT := not cli and not e2e and not distributed
 test: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m "$(UNIT)" $(PYTEST_ARGS)
 
-# Real Airflow processes: the command line as a user types it (in parallel), then the LocalExecutor stack with the
-# browser test (one at a time: each test drives the whole stack).
+# Real Airflow processes: the command line as a user types it (in parallel), then the real Airflow stacks (each
+# module drives one stack, its tests one at a time; the e2e stack and the browser test's stack run side by side).
 e2e: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m cli $(PYTEST_ARGS)
-	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m e2e $(PYTEST_ARGS)
 
 # The production shape: PostgreSQL, Celery on Redis, two triggerers, two workers.
 distributed: $(STAMP)

@@ -4,7 +4,8 @@ For each Airflow release this makes ``.matrix/airflow-<version>/venv`` with
 that Airflow and the provider's wheel (never an editable install), copies the
 test suite into ``.matrix/airflow-<version>/work`` (without the package, so
 every ``import airflow_provider_alta`` resolves to site-packages), and runs
-the unit and ``dag.test()`` suites, plus the end-to-end suite where asked.
+the unit and ``dag.test()`` suites, plus the command-line and end-to-end
+suites where asked (the oldest and newest release by default).
 Airflow's constraint files are not used: each environment is resolved with
 the dependencies that existed when that Airflow was released
 (``uv pip install --exclude-newer``), plus the few pins listed below.
@@ -46,10 +47,10 @@ class Release:
 
 RELEASES = (
     # Airflow 3.0 draws a provider's connection form fields only with the FAB provider (flask-appbuilder, wtforms).
-    Release("3.0.6", "2025-08-30", ("apache-airflow-providers-fab",), unit_minutes=8),
-    Release("3.1.8", "2026-03-20", unit_minutes=11),
-    Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26"), unit_minutes=13),
-    Release("3.3.2", None, unit_minutes=6),
+    Release("3.0.6", "2025-08-30", ("apache-airflow-providers-fab",), unit_minutes=2.2),
+    Release("3.1.8", "2026-03-20", unit_minutes=2.5),
+    Release("3.2.2", "2026-05-30", ("fastapi<0.137", "svcs<26"), unit_minutes=2.5),
+    Release("3.3.2", None, unit_minutes=2.2),
 )
 DEFAULT_E2E = (RELEASES[0].version, RELEASES[-1].version)
 
@@ -125,28 +126,27 @@ def summary_counts(output: str) -> dict[str, int]:
     return counts
 
 
-#: The pytest marker expression of each suite, how the summary names it, and whether its tests run on every core
-#: (independent tests; the e2e and production-shape suites drive one Airflow stack at a time).
+#: The pytest marker expression of each suite, how the summary names it, and how pytest-xdist spreads it: over
+#: every core (independent tests), one module per worker (the e2e modules each drive a stack of their own, their
+#: tests one at a time), or not at all (the production shape drives one stack that takes the whole machine).
 SUITES = {
-    "unit": ("not cli and not e2e and not distributed", "unit, dag.test", True),
-    "cli": ("cli", "command line", True),
-    "e2e": ("e2e", "end to end", False),
-    "distributed": ("distributed", "production shape", False),
+    "unit": ("not cli and not e2e and not distributed", "unit, dag.test", ["-n", "auto", "--dist", "worksteal"]),
+    "cli": ("cli", "command line", ["-n", "auto", "--dist", "worksteal"]),
+    "e2e": ("e2e", "end to end", ["-n", "2", "--dist", "loadfile"]),
+    "distributed": ("distributed", "production shape", []),
 }
 
 
 def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
     """One pytest session: the unit and ``dag.test()`` suites, the command line, end to end, or production shape."""
-    markers, title, parallel = SUITES[suite]
+    markers, title, spread = SUITES[suite]
     outcome = Outcome(release.version, title)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
     if os.environ.get("ALTA_TESTS_REQUIRE_SERVICES"):
         env["ALTA_TESTS_REQUIRE_SERVICES"] = os.environ["ALTA_TESTS_REQUIRE_SERVICES"]
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers]
-    if parallel:
-        args += ["-n", "auto", "--dist", "worksteal"]
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers, *spread]
     log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
@@ -185,7 +185,9 @@ def main() -> int:
         "--e2e", default=",".join(DEFAULT_E2E), help="versions that also run the command-line and e2e suites, or 'none'"
     )
     parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
-    parser.add_argument("--jobs", type=int, default=1, help="unit suites run at once (end to end: one at a time)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="unit suites run at once (each already uses every core; e2e: one at a time)"
+    )
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
     wanted = options.versions.split(",")

@@ -302,8 +302,12 @@ class Stack:
         ]
 
     def stop(self) -> None:
+        """Every service asked to stop at once, then waited for (a straggler is killed)."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for name in list(self.procs):
-            self.kill(name)
+            self.kill(name)  # each is already stopping: this waits, and kills what outlasts the wait
         if self.on_postgres:
             drop_database(self.database)
         if self.shape.distributed:
