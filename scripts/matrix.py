@@ -18,6 +18,7 @@ the dependencies that existed when that Airflow was released
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import shutil
@@ -93,7 +94,9 @@ def install(uv: str, release: Release, wheel: Path) -> Path:
     # Bytecode compiled once here: every Airflow process the tests start would otherwise compile Airflow again.
     args = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
     if release.exclude_newer:
-        args += ["--exclude-newer", release.exclude_newer]
+        # ruff is a tool the tests run, not a library Airflow resolves against: any release that knows the rules.
+        tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+        args += ["--exclude-newer", release.exclude_newer, "--exclude-newer-package", f"ruff={tomorrow}"]
     run([*args, f"apache-airflow=={release.version}", f"airflow-provider-alta[test] @ {wheel.as_uri()}", *release.pins])
     return python
 

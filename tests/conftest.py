@@ -79,8 +79,14 @@ def _one_in_process_execution_api() -> None:
 
     if not hasattr(supervisor.in_process_api_server, "cache_info"):
         supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
-    # Built here, with the database, rather than inside whichever test runs the process' first task.
-    supervisor.in_process_api_server().app  # noqa: B018
+    # Built here, with the database, rather than inside whichever test runs the process' first task: the app, then
+    # its versioned routes, which the first request generates.
+    import httpx
+
+    with httpx.Client(
+        transport=supervisor.in_process_api_server().transport, base_url="http://in-process.invalid./"
+    ) as c:
+        c.get("health")
 
 
 @pytest.fixture(scope="session")

@@ -223,13 +223,14 @@ def _disabled() -> Any:
 
 PROBE = """
 import json, sys
-import airflow_provider_alta, airflow_provider_alta.operators.alta
+import airflow.plugins_manager, airflow_provider_alta, airflow_provider_alta.operators.alta
+before = set(sys.modules)  # Airflow 3.0's plugins manager imports FastAPI itself: only what the plugin adds counts
 from airflow_provider_alta.plugins.api_server import AltaPlugin
 ours = "airflow_provider_alta.plugins."
 heavy = ("fastapi", "starlette", ours + "spend", ours + "webhook_receiver")
 print(json.dumps({
     "listed": [app["url_prefix"] for app in AltaPlugin.fastapi_apps],
-    "imported": sorted(m for m in sys.modules if m.startswith(heavy)),
+    "imported": sorted(m for m in set(sys.modules) - before if m.startswith(heavy)),
 }))
 """
 
