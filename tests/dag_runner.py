@@ -42,3 +42,17 @@ def plain(output: str) -> str:
     """Captured task output as one line of text: Airflow 3.0/3.1 colour tracebacks and wrap them at the
     terminal's width, splitting the messages the tests look for."""
     return re.sub(r"\s+", " ", _ANSI.sub("", output))
+
+
+def log_lines(capsys: Any, caplog: Any, logger: str) -> list[str]:
+    """The lines a logger whose name ends with ``logger`` wrote during a test, as ``[level] message``, wherever this
+    Airflow sends them: structlog prints them (3.3's hooks and triggers log through it), older releases log through
+    ``logging``."""
+    named = re.compile(rf"\[(?:[\w.]+\.)?{re.escape(logger)}\]")
+    printed = [
+        re.sub(r"^[^\[]*", "", plain(line))  # structlog's timestamp first
+        for line in capsys.readouterr().out.splitlines()
+        if named.search(line)
+    ]
+    logged = [f"[{r.levelname.lower()}] {r.getMessage()}" for r in caplog.records if r.name.endswith(logger)]
+    return printed or logged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 
@@ -15,9 +16,12 @@ from airflow_provider_alta.exceptions import (
     AltaTransportError,
     AltaValidationError,
 )
+from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.polling import (
+    OutageReport,
     PollingSettings,
     PollSchedule,
+    RunWaiter,
     adaptive_interval,
     expected_duration,
     settings_for_run,
@@ -146,6 +150,46 @@ def test_schedule_fails_fast_on_fatal_and_bounds_transient():
     assert s.delay_after_failure(AltaServerError("x", status=502), now=2) >= 1
     with pytest.raises(AltaServerError):
         s.delay_after_failure(AltaServerError("x", status=502), now=3)
+
+
+QUERY_URL = "https://alta.example/v1/workflow/query/result"
+
+
+def test_outage_report_warns_at_once_then_at_most_every_interval_and_tells_the_recovery():
+    """A fake clock (the ``now`` arguments): the throttle window passes without waiting."""
+    report = OutageReport(QUERY_URL, interval=30.0)
+    unavailable = AltaServerError("Alta answered HTTP 503", status=503)
+    first = report.failed(unavailable, 2.0, now=1_000.0)
+    assert first is not None and first.level == logging.WARNING
+    assert QUERY_URL in first.message and "AltaServerError" in first.message and "HTTP 503" in first.message
+    assert "next attempt in 2.0 s (at 00:16:42 UTC)" in first.message  # 1 002 s after the epoch
+    assert report.failed(unavailable, 4.0, now=1_002.0) is None
+    assert report.failed(unavailable, 8.0, now=1_029.9) is None  # still within the window
+    later = report.failed(AltaTransportError("dropped", sent=True), 16.0, now=1_030.0)
+    assert later is not None and later.level == logging.WARNING
+    assert "still failing: 4 failures in a row over 30 s" in later.message and "AltaTransportError" in later.message
+    assert report.failed(unavailable, 16.0, now=1_046.0) is None
+    recovered = report.answered(now=1_062.0)
+    assert recovered is not None and recovered.level == logging.INFO
+    assert recovered.message == f"Alta at {QUERY_URL} answers again, after 5 failed queries over 62 s"
+    assert report.answered(now=1_070.0) is None  # one line per streak
+    # A new streak is told at once again.
+    again = report.failed(unavailable, 1.0, now=1_071.0)
+    assert again is not None and "query to" in again.message and "still failing" not in again.message
+    assert report.answered(now=1_072.0).message.endswith("after 1 failed query over 1 s")
+
+
+def test_run_waiter_tells_the_streak_through_on_notice():
+    notices = []
+    schedule = PollSchedule(PollingSettings(jitter=0), started_at=0.0, rng=random.Random(1))
+    waiter = RunWaiter("r", schedule, deadline=None, outage=OutageReport(QUERY_URL), on_notice=notices.append)
+    running = WorkflowRun.from_response({"workflowRunId": "r", "status": "RUNNING"})
+    waiter.after_answer(running, 1.0)
+    pauses = [waiter.after_error(AltaServerError("x", status=503), now) for now in (2.0, 4.0, 8.0)]
+    waiter.after_answer(running, 15.0)
+    assert [n.level for n in notices] == [logging.WARNING, logging.INFO]
+    assert f"next attempt in {pauses[0]:.1f} s" in notices[0].message
+    assert "after 3 failed queries over 13 s" in notices[1].message
 
 
 def test_fingerprint_hides_key():

@@ -29,7 +29,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.polling import PollingSettings, PollSchedule, RunWaiter
+from airflow_provider_alta.polling import Notice, NoticeCallback, OutageReport, PollingSettings, PollSchedule, RunWaiter
 from airflow_provider_alta.protocol import (
     QUERY_PATH,
     ApiRequest,
@@ -119,6 +119,9 @@ class _AltaHookBase(BaseHook):
     def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
         self.log.info("Alta %s is %s after %.1f s", run.describe(), run.status.value, elapsed)
 
+    def _log_notice(self, notice: Notice) -> None:
+        self.log.log(notice.level, "%s", notice.message)
+
     def _waiter(
         self,
         workflow_run_id: str,
@@ -129,6 +132,7 @@ class _AltaHookBase(BaseHook):
         started_at: float | None,
         deadline: float | None,
         on_status: StatusCallback | None,
+        on_notice: NoticeCallback | None,
     ) -> RunWaiter:
         ensure_positive_number(timeout, "timeout", allow_none=True)
         now = time.time()
@@ -140,7 +144,14 @@ class _AltaHookBase(BaseHook):
             budget=self.budget,
             retry=config.retry,
         )
-        return RunWaiter(workflow_run_id, schedule, deadline=deadline, on_status=on_status or self._log_status)
+        return RunWaiter(
+            workflow_run_id,
+            schedule,
+            deadline=deadline,
+            on_status=on_status or self._log_status,
+            outage=OutageReport(join_url(config.base_url, QUERY_PATH)),
+            on_notice=on_notice or self._log_notice,
+        )
 
 
 class AltaHook(_AltaHookBase):
@@ -298,6 +309,7 @@ class AltaHook(_AltaHookBase):
         deadline: float | None = None,
         on_status: StatusCallback | None = None,
         initial: WorkflowRun | None = None,
+        on_notice: NoticeCallback | None = None,
     ) -> WorkflowRun:
         """Poll until the run ends and return it (SUCCEED or FAILED alike).
 
@@ -306,6 +318,9 @@ class AltaHook(_AltaHookBase):
         (seconds) or ``deadline`` (Unix time) raise :class:`AltaTimeoutError`.
         ``initial`` is a state already known (e.g. the invoke's answer): the
         first query then waits a full interval instead of going out at once.
+        A streak of failed queries is logged (throttled, see
+        :class:`~airflow_provider_alta.polling.OutageReport`) through
+        ``on_notice``, by default to this hook's log.
         """
         request = query_request(ensure_run_id(workflow_run_id))
         waiter = self._waiter(
@@ -316,6 +331,7 @@ class AltaHook(_AltaHookBase):
             started_at=started_at,
             deadline=deadline,
             on_status=on_status,
+            on_notice=on_notice,
         )
         read_timeout = self.config.read_timeout
         self.budget.register_poller()
@@ -570,6 +586,7 @@ class AltaAsyncHook(_AltaHookBase):
         deadline: float | None = None,
         on_status: StatusCallback | None = None,
         initial: WorkflowRun | None = None,
+        on_notice: NoticeCallback | None = None,
     ) -> WorkflowRun:
         """Poll until the run ends, exactly as :meth:`AltaHook.wait_for_run` does, without blocking."""
         request = query_request(ensure_run_id(workflow_run_id))
@@ -581,6 +598,7 @@ class AltaAsyncHook(_AltaHookBase):
             started_at=started_at,
             deadline=deadline,
             on_status=on_status,
+            on_notice=on_notice,
         )
         self.budget.register_poller()
         try:

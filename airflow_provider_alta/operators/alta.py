@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +41,7 @@ from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.links import AltaRunLink
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.polling import PollingSettings, settings_for_run
+from airflow_provider_alta.templated import Templated, rendered
 from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for, why_not_in_triggerer
 from airflow_provider_alta.validation import (
     build_invoke_body,
@@ -197,9 +198,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     def __init__(
         self,
         *,
-        input: Any,
-        alta_conn_id: str = "alta_default",
-        user_id: str | None = None,
+        input: Templated[Mapping[str, Any] | str],
+        alta_conn_id: Templated[str] = "alta_default",
+        user_id: Templated[str | None] = None,
         run_async: bool = False,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -207,9 +208,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         poll_min_interval: float = 1.0,
         poll_max_interval: float = 300.0,
         poll_ratio: float = 0.09,
-        webhooks: list[dict[str, Any]] | None = None,
-        input_schema: dict[str, Any] | str | None = None,
-        output_schema: dict[str, Any] | str | None = None,
+        webhooks: Templated[Sequence[Templated[Mapping[str, Any]]] | None] = None,
+        input_schema: Templated[dict[str, Any] | str | None] = None,
+        output_schema: Templated[dict[str, Any] | str | None] = None,
         max_cost: float | None = None,
         max_tokens: float | None = None,
         limits_warn_only: bool = False,
@@ -224,16 +225,18 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.input = input
-        self.alta_conn_id = alta_conn_id
-        self.user_id = user_id
+        # Template fields keep the types ``execute`` sees: Airflow renders them first. The input and the webhooks are
+        # what the user gave until they are checked (a JSON string is read then, nested XComArgs are resolved).
+        self.input: Any = input
+        self.alta_conn_id = rendered(alta_conn_id)
+        self.user_id = rendered(user_id)
         self.run_async = run_async
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.timeout = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        self.webhooks = webhooks
-        self.input_schema = input_schema
-        self.output_schema = output_schema
+        self.webhooks: Any = webhooks
+        self.input_schema = rendered(input_schema)
+        self.output_schema = rendered(output_schema)
         self.max_cost = max_cost
         self.max_tokens = max_tokens
         self.limits_warn_only = limits_warn_only

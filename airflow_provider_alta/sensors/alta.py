@@ -18,6 +18,7 @@ from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_
 from airflow_provider_alta.fidelity import has_template_syntax
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.templated import Templated, rendered
 from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for
 from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
 
@@ -65,10 +66,10 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
     def __init__(
         self,
         *,
-        workflow_run_id: str,
-        alta_conn_id: str = "alta_default",
+        workflow_run_id: Templated[str],
+        alta_conn_id: Templated[str] = "alta_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        output_schema: dict[str, Any] | str | None = None,
+        output_schema: Templated[dict[str, Any] | str | None] = None,
         poll_min_interval: float = 1.0,
         poll_max_interval: float = 300.0,
         poll_ratio: float = 0.09,
@@ -77,10 +78,11 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.workflow_run_id = workflow_run_id
-        self.alta_conn_id = alta_conn_id
+        # Template fields keep the types ``execute`` sees: Airflow renders them first.
+        self.workflow_run_id = rendered(workflow_run_id)
+        self.alta_conn_id = rendered(alta_conn_id)
         self.deferrable = deferrable
-        self.output_schema = output_schema
+        self.output_schema = rendered(output_schema)
         self.output_format = ensure_output_format(output_format)
         if not isinstance(end_in_triggerer, bool):
             raise AltaValidationError(f"end_in_triggerer must be True or False, got {end_in_triggerer!r}")

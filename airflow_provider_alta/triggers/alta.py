@@ -20,7 +20,7 @@ from airflow_provider_alta.completion import (
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.polling import PollingSettings
+from airflow_provider_alta.polling import Notice, PollingSettings
 from airflow_provider_alta.triggerer_finish import TriggererFinish
 from airflow_provider_alta.triggerer_warmup import prepare_supervisor
 from airflow_provider_alta.validation import ensure_positive_number
@@ -157,6 +157,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     def _log_status(self, run: WorkflowRun, elapsed: float) -> None:
         self.log.info("Alta %s is %s after %.0f s", run.describe(), run.status.value, elapsed)
 
+    def _log_notice(self, notice: Notice) -> None:
+        """Failure streaks and recoveries, in the trigger's log (throttled by the waiter)."""
+        self.log.log(notice.level, "%s", notice.message)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_alta import compat
         from airflow_provider_alta.hooks.alta import AltaAsyncHook
@@ -172,6 +176,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
                     started_at=self.started_at,
                     polling=PollingSettings(**self.polling),
                     on_status=self._log_status,
+                    on_notice=self._log_notice,
                     initial=self._last_seen(),
                 )
                 if self._ref is None:

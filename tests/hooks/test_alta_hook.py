@@ -29,6 +29,7 @@ from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.ratelimit import reset_budgets
 from airflow_provider_alta.testing.emulator import EmulatorThread
 from tests.conftest import SECRET_KEY
+from tests.dag_runner import log_lines
 
 FAST = PollingSettings(min_interval=0.2, max_interval=0.5, jitter=0.0)
 
@@ -80,6 +81,23 @@ def test_wait_for_run_reports_each_status_change_once(alta_conn, alta_emulator):
     assert changes[-1] is RunStatus.SUCCEED
     assert len(changes) == len(set(changes))
     assert alta_emulator.request_count("query") >= 2
+
+
+def test_wait_for_run_tells_a_failure_streak_and_its_end(alta_conn, alta_emulator, capsys, caplog):
+    """The worker's wait (an operator that does not defer) logs an outage as the trigger does."""
+    caplog.set_level(logging.INFO)
+    alta_emulator.configure(duration=0.3)
+    hook = AltaHook()
+    started = hook.invoke_workflow({"topic": "AI"}, is_async=True)
+    alta_emulator.inject("query", "status", status=503, count=3)
+    assert hook.wait_for_run(started.workflow_run_id, polling=FAST).status is RunStatus.SUCCEED
+    lines = log_lines(capsys, caplog, AltaHook.__name__)
+    url = f"{alta_emulator.url}/v1/workflow/query/result"
+    warnings = [line for line in lines if line.startswith("[warning")]
+    assert len(warnings) == 1 and f"Alta query to {url} failed with AltaServerError" in warnings[0], lines
+    assert "next attempt in" in warnings[0] and "HTTP 503" in warnings[0]
+    assert [line for line in lines if "answers again, after 3 failed queries" in line], lines
+    assert SECRET_KEY not in "\n".join(lines) + caplog.text
 
 
 def test_failed_run_is_returned_with_its_detail(alta_conn, alta_emulator):

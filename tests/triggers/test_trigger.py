@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import re
 import time
 
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from airflow_provider_alta.completion import run_from_event
 from airflow_provider_alta.exceptions import AltaAuthError, AltaError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook, session_pool
+from airflow_provider_alta.polling import OUTAGE_WARNING_INTERVAL
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 from tests.conftest import SECRET_KEY
+from tests.dag_runner import log_lines
 
 FAST = {"min_interval": 0.2, "max_interval": 0.5, "jitter": 0.0}
 
@@ -148,3 +152,29 @@ async def test_known_pending_run_waits_one_interval_before_first_query(alta_emul
     times = alta_emulator.request_times("query")
     assert times[0] - began >= 0.55
     assert len(times) == 1  # the run had ended by the first query
+
+
+async def test_an_outage_is_told_at_once_then_throttled_and_its_end_told(alta_emulator, capsys, caplog):
+    """Alta drops a connection, then answers 503 three times: the trigger's log says so while it waits.
+
+    One warning (the URL, the error's class, the next attempt) for the whole streak, which lasts well under the
+    throttle window; one line when Alta answers again; never the key.
+    """
+    caplog.set_level(logging.INFO)
+    run_id = start_run(0.5, alta_emulator)
+    alta_emulator.inject("query", "drop")
+    alta_emulator.inject("query", "status", status=503, count=3)
+    began = time.time()
+    (event,) = await events(AltaWorkflowRunTrigger(run_id, polling=FAST))
+    assert event["status"] == "success"
+    assert time.time() - began < OUTAGE_WARNING_INTERVAL
+    lines = log_lines(capsys, caplog, AltaWorkflowRunTrigger.__name__)
+    url = f"{alta_emulator.url}/v1/workflow/query/result"
+    warnings = [line for line in lines if line.startswith("[warning")]
+    assert len(warnings) == 1, lines
+    assert f"Alta query to {url} failed with AltaTransportError" in warnings[0]
+    assert re.search(r"next attempt in \d+\.\d s \(at \d\d:\d\d:\d\d UTC\)", warnings[0]), warnings[0]
+    recovered = [line for line in lines if "answers again" in line]
+    assert len(recovered) == 1 and recovered[0].startswith("[info"), lines
+    assert re.search(rf"Alta at {re.escape(url)} answers again, after 4 failed queries over \d+ s", recovered[0])
+    assert SECRET_KEY not in "\n".join(lines) + caplog.text
