@@ -126,7 +126,6 @@ def test_the_user_dag_parses(tmp_path):
 
 @pytest.mark.cli
 def test_a_user_dag_passes_mypy_strict(tmp_path):
-    pytest.importorskip("mypy")
     dag = _user_dag(tmp_path)
     command = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache")]
     output = _check([*command, "--python-executable", sys.executable, "--config-file", "", str(dag)], tmp_path)
@@ -136,7 +135,6 @@ def test_a_user_dag_passes_mypy_strict(tmp_path):
 @pytest.mark.cli
 def test_a_user_dag_passes_pyright_strict(tmp_path):
     """basedpyright: pyright's checker with Node.js in its wheel (pyright's own wheel downloads Node.js first)."""
-    pytest.importorskip("basedpyright")
     dag = _user_dag(tmp_path)
     config = {"typeCheckingMode": "strict", "pythonVersion": f"{sys.version_info.major}.{sys.version_info.minor}"}
     (tmp_path / "pyrightconfig.json").write_text(json.dumps(config))
