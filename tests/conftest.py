@@ -94,6 +94,13 @@ def airflow_db() -> Path:
     """An initialised metadata database (SQLite) in this process' Airflow home, for tests that run DAGs."""
     if not (_HOME / "airflow.db").exists():
         shutil.copy(_migrated_database(), _HOME / "airflow.db")
+    # Every model imported and mapped now, in this thread: a test thread that queries the database first would
+    # otherwise configure the mappers, and import the models, while the main thread is importing one (a deadlock).
+    from airflow.models import import_all_models
+    from sqlalchemy.orm import configure_mappers
+
+    import_all_models()
+    configure_mappers()
     _one_in_process_execution_api()
     return _HOME
 
