@@ -95,11 +95,12 @@ __all__ = [
     "aset_xcoms",
     "call_task_function",
     "conf",
+    "earlier_xcoms",
     "get_xcom",
     "get_xcoms",
     "in_triggerer",
     "plugin_nav_views",
-    "pull_earlier_xcom",
+    "pull_latest_xcom",
     "reset_stats",
     "resumed_by_an_earlier_try",
     "run_id_store",
@@ -431,20 +432,14 @@ def call_task_function(operator: Any, context: Any) -> Any:
     return operator.python_callable(*operator.op_args, **kwargs)
 
 
-def pull_earlier_xcom(ti: Any, key: str) -> Any:
-    """The latest value of this task instance's XCom ``key`` from this or an earlier DAG run, or ``None``.
+def earlier_xcoms(ti: Any, key: str, *, limit: int) -> list[Any] | None:
+    """Up to ``limit`` values of XCom ``key`` that any instance of this task pushed, in this or earlier DAG runs.
 
-    A plain pull of an XCom that does not exist makes Airflow log "[error] XCom not found", which on a
-    task's first run is no error at all. A one-row slice request (which answers an empty list instead of a
-    404) asks first; the pull follows only when some run has the key.
+    Asked with a slice request, which answers an empty list where a plain pull of a missing XCom makes Airflow
+    log "[error] XCom not found" (no error at all on a task's first run, or for a mapped instance whose
+    siblings pushed first). The values come in no particular order of runs, and say nothing of their map index.
+    ``None`` when the task's channel to its supervisor cannot be asked this way.
     """
-    if not _no_earlier_xcom(ti, key):
-        return ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True, map_indexes=ti.map_index)
-    return None
-
-
-def _no_earlier_xcom(ti: Any, key: str) -> bool:
-    """True when no run of the task has ``key``; False when one has, or the channel cannot say quietly."""
     try:
         from airflow.sdk.execution_time import task_runner
         from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
@@ -455,17 +450,25 @@ def _no_earlier_xcom(ti: Any, key: str) -> bool:
             run_id=ti.run_id,
             task_id=ti.task_id,
             start=None,
-            stop=1,
+            stop=limit,
             step=None,
             include_prior_dates=True,
         )
     except (ImportError, TypeError, ValueError):
-        return False
+        return None
     comms: Any = getattr(task_runner, "SUPERVISOR_COMMS", None)
     if not hasattr(comms, "send"):
-        return False
+        return None
     answer = comms.send(request)
-    return isinstance(answer, XComSequenceSliceResult) and not answer.root
+    return list(answer.root) if isinstance(answer, XComSequenceSliceResult) else None
+
+
+def pull_latest_xcom(ti: Any, key: str) -> Any:
+    """The latest value of this task instance's own XCom ``key`` from this or an earlier DAG run.
+
+    Only where it is known to exist (:func:`earlier_xcoms`): a missing one is logged as an Airflow error.
+    """
+    return ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True, map_indexes=ti.map_index)
 
 
 def resumed_by_an_earlier_try(context: Mapping[str, Any], deferred_by_try: int | None) -> bool:

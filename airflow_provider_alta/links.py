@@ -37,12 +37,16 @@ class AltaRunLink(BaseOperatorLink):
     name = "Alta run"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        """The run's address from the connection's template and the run id the task pushed to XCom.
+        """The run's address from the connection's template and the run the task handled.
 
-        Never raises: Airflow 3.0 fails a task whose link raises, and a link is not worth a failed task.
+        Airflow asks in the worker process that ends the task, where the operator knows its run (a deferred
+        task learns it again when it resumes); a task that ended before any run started has no link. The run
+        id is not read back from XCom: a missing XCom is logged as an Airflow error, which a task that failed
+        before its invoke would add to its log. Never raises: Airflow 3.0 fails a task whose link raises, and
+        a link is not worth a failed task.
         """
         try:
-            run_id = getattr(operator, "_run_id", None) or _pushed_run_id(ti_key)
+            run_id = getattr(operator, "_run_id", None)
             if not run_id:
                 return ""
             from airflow_provider_alta.hooks.alta import AltaHook
@@ -51,12 +55,3 @@ class AltaRunLink(BaseOperatorLink):
             return run_url(AltaHook(conn_id).config.run_url_template, run_id)
         except Exception:
             return ""
-
-
-def _pushed_run_id(ti_key: TaskInstanceKey) -> str | None:
-    from airflow.sdk.execution_time.xcom import XCom
-
-    from airflow_provider_alta.completion import XCOM_RUN_ID
-
-    value = XCom.get_value(ti_key=ti_key, key=XCOM_RUN_ID)
-    return value if isinstance(value, str) else None

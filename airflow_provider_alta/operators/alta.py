@@ -14,7 +14,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_alta.compat import (
     conf,
-    pull_earlier_xcom,
+    earlier_xcoms,
+    pull_latest_xcom,
     resumed_by_an_earlier_try,
     run_id_store,
     variable_key,
@@ -75,6 +76,8 @@ __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 STATE_KEY = "alta_workflow_run_id"
 #: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
 SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
+#: How many duration histories of its task's instances a mapped task instance pools (each holds up to five runs).
+HISTORY_POOL = 20
 
 
 def _is_unrendered(value: Any) -> bool:
@@ -443,14 +446,22 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         return polling
 
     def _recent_durations(self, context: Context) -> list[float]:
-        """Execution times (ms) of the task's last successful runs, from its own XCom history (read once)."""
+        """Execution times (ms) of the task's last successful runs, from its own XCom history (read once).
+
+        A mapped task's instances run one workflow over different inputs, and an instance's map index names no
+        input from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
+        """
         if self._recent_ms is not None:
             return self._recent_ms
-        value = pull_earlier_xcom(context["ti"], XCOM_RECENT_DURATIONS)
-        valid = isinstance(value, list)
+        ti = context["ti"]
+        found = earlier_xcoms(ti, XCOM_RECENT_DURATIONS, limit=HISTORY_POOL)
+        if found is None or (found and ti.map_index in (None, -1)):
+            values = pull_latest_xcom(ti, XCOM_RECENT_DURATIONS)
+        else:
+            values = [v for history in found if isinstance(history, list) for v in history]
         self._recent_ms = [
             float(v)
-            for v in (value if valid else [])
+            for v in (values if isinstance(values, list) else [])
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
         ]
         return self._recent_ms

@@ -104,6 +104,21 @@ with dag("t_templated") as t_templated:
 with dag("t_mapped") as t_mapped:
     AltaRunWorkflowOperator.partial(task_id="run").expand(input=[{"topic": f"T{i}"} for i in range(5)])
 
+
+# Mapped TaskFlow, deferred, and a downstream task pulling its metadata XComs by map index.
+@task.alta(deferrable=True, **FAST)
+def mapped_news(topic: str) -> dict:
+    return {"topic": topic}
+
+
+@task
+def mapped_spend(outputs: list[Any], ti: Any = None) -> list[Any]:
+    return ti.xcom_pull(task_ids="mapped_news", key="total_cost", map_indexes=list(range(len(outputs))))
+
+
+with dag("t_mapped_taskflow") as t_mapped_taskflow:
+    mapped_spend(mapped_news.expand(topic=[f"M{i}" for i in range(4)]))
+
 with dag("t_durable_live") as t_durable_live:
     CrashesOnFirstTry(
         task_id="run", input={"topic": "AI"}, run_async=True, retries=1, retry_delay=datetime.timedelta(0), **FAST

@@ -117,6 +117,25 @@ def test_mapped_over_five_inputs(alta_emulator):
     assert alta_emulator.invoke_count() == 5
 
 
+def test_mapped_taskflow_runs_green_with_no_error_lines_and_pools_its_history(alta_emulator, capsys):
+    """A mapped instance whose siblings pushed their duration history first, or whose own map index never did,
+    reads no missing XCom (Airflow logs each one as an error): it pools its task's histories instead."""
+    alta_emulator.configure(duration=0.3)
+    first = run_dag("t_mapped_taskflow")
+    first_out = capsys.readouterr().out
+    second = run_dag("t_mapped_taskflow")
+    second_out = capsys.readouterr().out
+    assert first.state == second.state == "success"
+    for out in (first_out, second_out):
+        errors = [line for line in plain(out).split(" 20") if "[error" in line or "XCom not found" in line]
+        assert not errors, errors[:3]
+    assert first.xcom("mapped_spend") == [pytest.approx(0.6928)] * 4
+    # dag.test() runs the instances one by one: the first has no history, each later one its siblings'.
+    assert plain(first_out).count("Earlier runs took 0.3 to 0.3 s") == 3
+    assert plain(second_out).count("Earlier runs took 0.3 to 0.3 s") == 4
+    assert alta_emulator.invoke_count() == 8
+
+
 def durable_variables(dag_id: str) -> list[str]:
     """The run-id Variables a DAG's tasks keep before Airflow 3.3 (none once a task has succeeded)."""
     from airflow.models.variable import Variable
