@@ -76,6 +76,14 @@ class AltaNotFoundError(AltaApiError):
     """404: unknown or expired workflow run id."""
 
 
+class AltaRunUnknownError(AltaNotFoundError):
+    """404 for the run a previous try of the task started: whether it ran, and what it cost, is unknown.
+
+    Raised instead of invoking a new run in its place (unless ``retry_on_unknown_outcome=True``): the run may have
+    expired from Alta's history, or the connection may now hold another key.
+    """
+
+
 class AltaInvalidRequestError(AltaApiError):
     """400/413/422: the API rejected the request (e.g. input not matching the Start node)."""
 

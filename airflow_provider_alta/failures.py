@@ -27,6 +27,7 @@ from airflow_provider_alta.exceptions import (
     AltaInvalidRequestError,
     AltaInvokeOutcomeUnknownError,
     AltaRunFailedError,
+    AltaRunUnknownError,
     AltaUnsupportedOutputError,
     AltaValidationError,
     _rebuild,
@@ -66,6 +67,10 @@ class AltaOutcomeUnknownFailure(_NoRetry, AltaInvokeOutcomeUnknownError, Airflow
     """The invoke may have started a paid run: a retry could start a second one."""
 
 
+class AltaRunUnknownFailure(_NoRetry, AltaRunUnknownError, AirflowFailException):
+    """The run a previous try started is unknown to Alta: a retry would start a second one, maybe paid twice."""
+
+
 class AltaWorkflowRunFailedError(AltaRunFailedError, AirflowFailException):
     """A sensed run FAILED: the sensor cannot start it again, so a retry would see the same FAILED run."""
 
@@ -91,6 +96,12 @@ _NO_RETRY: tuple[tuple[type[AltaError], type[AltaError], str], ...] = (
         AltaContractError,
         AltaContractFailure,
         "a retry would reattach to the same finished run; change the contract or the workflow, then clear the task",
+    ),
+    (
+        AltaRunUnknownError,
+        AltaRunUnknownFailure,
+        "look for the run in Alta's dashboard; the task no longer keeps its id, so clearing the task starts a new "
+        "run, and retry_on_unknown_outcome=True lets a retry start one in its place",
     ),
     (
         AltaUnsupportedOutputError,

@@ -34,6 +34,7 @@ from airflow_provider_alta.exceptions import (
     AltaError,
     AltaInvokeOutcomeUnknownError,
     AltaNotFoundError,
+    AltaRunUnknownError,
     AltaValidationError,
 )
 from airflow_provider_alta.failures import classify_errors
@@ -175,8 +176,11 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         that fails, breaks a contract or times out. ``False`` always resumes.
     :param retry_on_unknown_outcome: let Airflow retry the task when the
         invoke may have started a run that no answer confirmed
-        (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`).
-        Off by default, as the retry may start a second paid run. Errors a
+        (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`),
+        and let a try start a new run when Alta does not know the run a
+        previous try started (404,
+        :class:`~airflow_provider_alta.exceptions.AltaRunUnknownError`).
+        Off by default, as either may start a second paid run. Errors a
         retry cannot fix (a bad setting, a rejected key, a refused input, a
         broken contract) always fail the task without retrying.
     """
@@ -486,8 +490,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         elif stored:
             try:
                 previous = self.hook.get_run(stored)
-            except AltaNotFoundError:
-                self.log.warning("The run %s of a previous try is unknown to Alta; starting a new run", stored)
+            except AltaNotFoundError as err:
+                self._after_an_unknown_stored_run(stored, err, store)
             else:
                 if previous.status is not RunStatus.FAILED:
                     self.log.info(
@@ -542,6 +546,26 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
             "A previous try was lost during its synchronous invoke (sent at %s); its run cannot be found: starting "
             "a new run (retry_on_unknown_outcome=True)",
             since,
+        )
+
+    def _after_an_unknown_stored_run(self, stored: str, err: AltaNotFoundError, store: RunIdStore) -> None:
+        """Alta answers 404 for the run a previous try started: refuse to start another in its place, unless allowed."""
+        if not self.retry_on_unknown_outcome:
+            store.clear()  # this try decides; clearing the task afterwards is the user's choice of a new run
+            raise AltaRunUnknownError(
+                f"Alta does not know the run {stored} that a previous try of this task started (it may have expired "
+                "from Alta's history, or the connection now holds another key), so whether it ran and what it cost "
+                "is unknown; this try does not start a new paid run in its place",
+                status=err.status,
+                code=err.code,
+                api_message=err.api_message,
+                endpoint=err.endpoint,
+                workflow_run_id=stored,
+            )
+        self.log.warning(
+            "The run %s of a previous try is unknown to Alta (%s); starting a new run (retry_on_unknown_outcome=True)",
+            stored,
+            err.code or f"HTTP {err.status}",
         )
 
     def _keep_run_id(self, store: RunIdStore, workflow_run_id: str) -> None:

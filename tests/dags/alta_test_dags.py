@@ -119,6 +119,20 @@ def mapped_spend(outputs: list[Any], ti: Any = None) -> list[Any]:
 with dag("t_mapped_taskflow") as t_mapped_taskflow:
     mapped_spend(mapped_news.expand(topic=[f"M{i}" for i in range(4)]))
 
+# A retry whose stored run Alta answers 404 for: refused by default, replaced when allowed.
+for _dag_id, _allowed in (("t_durable_unknown", False), ("t_durable_unknown_allowed", True)):
+    with dag(_dag_id) as _unknown:
+        CrashesOnFirstTry(
+            task_id="run",
+            input={"topic": "AI"},
+            run_async=True,
+            retries=2,
+            retry_delay=datetime.timedelta(0),
+            retry_on_unknown_outcome=_allowed,
+            **FAST,
+        )
+    globals()[_dag_id] = _unknown
+
 with dag("t_durable_live") as t_durable_live:
     CrashesOnFirstTry(
         task_id="run", input={"topic": "AI"}, run_async=True, retries=1, retry_delay=datetime.timedelta(0), **FAST

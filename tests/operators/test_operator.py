@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_provider_alta.compat import callback_parse_deactivates_dags
@@ -160,6 +162,28 @@ def test_retry_reattaches_instead_of_paying_twice(alta_emulator, dag_id, capsys)
     out = plain(capsys.readouterr().out)
     assert "Run id kept in" in out and "Reattaching to Alta" in out
     assert durable_variables(dag_id) == []  # cleaned up when the task succeeded
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "retry_on_unknown_outcome"])
+def test_a_stored_run_alta_does_not_know_is_not_replaced_unless_allowed(alta_emulator, allowed, capsys):
+    dag_id = "t_durable_unknown_allowed" if allowed else "t_durable_unknown"
+    alta_emulator.configure(duration=0.3)
+    alta_emulator.inject("query", "status", status=404)  # try 2 asks for the run try 1 stored: Alta knows none
+    result = run_dag(dag_id)
+    out = plain(capsys.readouterr().out)
+    assert result.ti("run").try_number == 2  # refused: failed fast, no try 3; allowed: the new run succeeded
+    if allowed:
+        assert result.state == "success"
+        assert alta_emulator.invoke_count() == 2  # the allowed replacement
+        assert "unknown to Alta (RUN_NOT_FOUND); starting a new run (retry_on_unknown_outcome=True)" in out
+    else:
+        assert result.state == "failed"
+        assert alta_emulator.invoke_count() == 1
+        run_id = re.search(r"Alta started todayNews 1.0.1 run ([\w-]+)", out)[1]  # try 2 cleared the XComs
+        assert f"AltaRunUnknownFailure: Alta does not know the run {run_id} that a previous try" in out
+        assert "code=RUN_NOT_FOUND" in out and "Not retried: look for the run in Alta's dashboard" in out
+        assert "clearing the task starts a new run" in out
+    assert durable_variables(dag_id) == []  # refused: dropped, so that clearing the task starts a new run
 
 
 def test_worker_lost_during_a_synchronous_invoke_does_not_pay_twice(alta_emulator, capsys):
