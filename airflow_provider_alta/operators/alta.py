@@ -487,7 +487,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
         if store is not None and stored and stored.startswith(SYNC_INVOKE_MARK):
             self._after_a_lost_synchronous_invoke(stored, store)
-        elif stored:
+        elif store is not None and stored:
             try:
                 previous = self.hook.get_run(stored)
             except AltaNotFoundError as err:
