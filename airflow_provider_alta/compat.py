@@ -10,6 +10,7 @@ what                          where it exists                        older relea
 ``BaseHook`` in the SDK       3.1+ (``airflow.sdk``)                 ``airflow.hooks.base``
 ``conf`` in the SDK           3.2+ (``airflow.sdk``)                 ``airflow.configuration``
 task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.exceptions``
+                              (``conf`` and the exceptions: :mod:`version_compat`, which parse-time code imports)
 ``BaseHook.aget_connection``  3.1+                                   the sync lookup through ``sync_to_async``
 ``XCom.aget_one``             3.3+                                   the same request sent on the trigger channel
 ``task_state_store``          3.3+ (``context``)                     an Airflow Variable per task instance
@@ -52,30 +53,18 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-try:  # Airflow 3.2+
-    from airflow.sdk import conf
-except ImportError:  # Airflow 3.0, 3.1
-    from airflow.configuration import conf  # type: ignore[assignment]
+from airflow_provider_alta.version_compat import (
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    conf,
+)
 
 try:  # Airflow 3.1+
     from airflow.sdk import BaseHook
 except ImportError:  # Airflow 3.0
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
-
-try:  # Airflow 3.2+
-    from airflow.sdk.exceptions import (
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-    )
-except ImportError:  # Airflow 3.0, 3.1
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowFailException,
-        AirflowNotFoundException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-    )
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

@@ -8,9 +8,7 @@ closing line. Nothing here talks to Alta.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from airflow_provider_alta import exceptions
@@ -21,12 +19,12 @@ from airflow_provider_alta.exceptions import (
     AltaRunFailedError,
     AltaTimeoutError,
     AltaUnsupportedOutputError,
-    AltaValidationError,
     _rebuild,
 )
 from airflow_provider_alta.fidelity import as_json_text, json_problem
 from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
+from airflow_provider_alta.validation import schema_violation
 
 #: XCom keys pushed besides ``return_value`` (the run's output).
 XCOM_RUN_ID = "workflow_run_id"
@@ -59,45 +57,6 @@ _ERROR_CLASSES = {
     for name, cls in vars(exceptions).items()
     if isinstance(cls, type) and issubclass(cls, AltaError) and cls.__module__ == exceptions.__name__
 }
-
-
-def load_schema(schema: Any, field: str, base_dir: Path | None = None) -> dict[str, Any] | None:
-    """A JSON Schema given as a dict or as a path to a ``.json`` file, checked to be valid."""
-    if schema is None:
-        return None
-    if isinstance(schema, str):
-        path = Path(schema)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        try:
-            schema = json.loads(path.read_text())
-        except OSError as err:
-            raise AltaValidationError(f"{field}: cannot read schema file {str(path)!r} ({err.strerror})") from None
-        except ValueError as err:
-            raise AltaValidationError(f"{field}: schema file {str(path)!r} is not valid JSON ({err})") from None
-    if not isinstance(schema, dict):
-        raise AltaValidationError(
-            f"{field} must be a JSON Schema (a dict) or the path of a .json file, got {type(schema).__name__}"
-        )
-    import jsonschema
-
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as err:
-        raise AltaValidationError(f"{field} is not a valid JSON Schema: {err.message}") from None
-    return schema
-
-
-def schema_violation(schema: dict[str, Any], value: Any) -> str | None:
-    """The first way ``value`` breaks ``schema`` (with its JSON path), or ``None``."""
-    import jsonschema
-
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in error.absolute_path)
-    return f"{where}: {error.message}"
 
 
 def run_from_event(

@@ -19,7 +19,6 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from airflow_provider_alta.compat import AirflowFailException
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaContractError,
@@ -32,6 +31,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
     _rebuild,
 )
+from airflow_provider_alta.version_compat import AirflowFailException
 
 
 class _NoRetry:

@@ -8,7 +8,8 @@ ends (under 10 % of it with the default), while the number of queries grows
 only with the logarithm of its duration: a one hour run costs about 80
 queries, not the 720 of fixed 5 s polling.
 
-On top of that sits the key's shared :class:`RateBudget`: the interval is
+The wait itself (the shared rate budget, failures, what to log) is
+:mod:`airflow_provider_alta.waiting`. On top of the schedule sits the key's shared :class:`RateBudget`: the interval is
 stretched so every poller sharing the key fits in the remaining quota, and a
 ``Retry-After`` pauses them all.
 
@@ -22,21 +23,12 @@ also catch an unforeseen early end within a few percent; the webhook can).
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError, AltaValidationError
-from airflow_provider_alta.ratelimit import RateBudget
-from airflow_provider_alta.retries import RetrySettings, backoff_delay, is_transient
+from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.validation import ensure_positive_number
-
-#: Seconds between two warnings of one failure streak: its first failure is told at once, later ones at most this
-#: often, so an outage of an hour costs a few lines per hour per wait, not one per attempt.
-OUTAGE_WARNING_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -105,194 +97,3 @@ def adaptive_interval(elapsed: float, settings: PollingSettings, rng: random.Ran
     if settings.jitter:
         base *= 1.0 - settings.jitter * (rng or random).random()
     return max(base, settings.min_interval * (1.0 - settings.jitter))
-
-
-class PollSchedule:
-    """The state of one wait: when to query next, and when to give up.
-
-    The hook's ``wait_for_run`` and the trigger drive the same schedule; only
-    their sleeping and sending differ.
-    """
-
-    def __init__(
-        self,
-        settings: PollingSettings,
-        *,
-        started_at: float,
-        budget: RateBudget | None = None,
-        retry: RetrySettings | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.settings = settings
-        self.started_at = started_at
-        self.budget = budget
-        self.retry = retry or RetrySettings()
-        self.rng = rng or random.Random()
-        self.failures = 0
-
-    def delay_after_status(self, now: float) -> float:
-        """The wait after an answer that says the run is still going."""
-        self.failures = 0
-        elapsed = now - self.started_at
-        expected = self.settings.expected_duration
-        if expected is not None and elapsed < expected:
-            interval = max(self.settings.min_interval, expected - elapsed)
-        else:
-            interval = adaptive_interval(elapsed, self.settings, self.rng)
-        if self.budget is not None:
-            interval = max(interval, self.budget.poll_spacing(now))
-        return interval
-
-    def delay_after_failure(self, exc: AltaError, now: float) -> float:
-        """The wait after a failed query; re-raises when it is not worth waiting out."""
-        if not is_transient(exc):
-            raise exc
-        self.failures += 1
-        if self.failures >= self.settings.max_consecutive_failures:
-            raise exc
-        if isinstance(exc, AltaRateLimitError) and self.budget is not None:
-            self.budget.block(exc.retry_after if exc.retry_after is not None else 0.0, now)
-        wait = backoff_delay(self.failures, self.retry, self.rng)
-        if exc.retry_after is not None:
-            wait = max(wait, exc.retry_after)
-        return max(wait, self.settings.min_interval)
-
-    def wait_before_send(self, now: float) -> float:
-        """Seconds to hold the next query for the shared budget (0 = send now; counts it)."""
-        return self.budget.acquire(now, for_poll=True) if self.budget is not None else 0.0
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A line for the waiting side's log, decided here and written by the driver (the trigger or the hook)."""
-
-    level: int  # a ``logging`` level
-    message: str
-
-
-NoticeCallback = Callable[[Notice], None]
-
-
-class OutageReport:
-    """What to say while queries fail in a row, and when Alta answers again (pure: the caller passes the clock).
-
-    A wait rides transient failures out in silence otherwise: the log shows the last status and, minutes later,
-    the timeout, with nothing between to tell an outage from a slow run. The first failure of a streak is told at
-    once (the URL, the error's class, the next attempt); later failures of the same streak at most every
-    ``interval`` seconds; the first answer after a streak says how long it lasted. Only the URL and the error's
-    own text are told: errors never carry the key or request headers.
-    """
-
-    def __init__(self, url: str, *, interval: float = OUTAGE_WARNING_INTERVAL) -> None:
-        self.url = url
-        self.interval = interval
-        self.failures = 0
-        self.began_at: float | None = None
-        self.warned_at: float | None = None
-
-    def failed(self, exc: AltaError, pause: float, now: float) -> Notice | None:
-        """A warning for this failure when one is due; ``pause`` is the wait before the next attempt."""
-        self.failures += 1
-        if self.began_at is None:
-            self.began_at = now
-        if self.warned_at is not None and now - self.warned_at < self.interval:
-            return None
-        self.warned_at = now
-        if self.failures == 1:
-            what = f"Alta query to {self.url} failed"
-        else:
-            what = (
-                f"Alta query to {self.url} still failing: {self.failures} failures in a row "
-                f"over {now - self.began_at:.0f} s, the latest"
-            )
-        return Notice(
-            logging.WARNING,
-            f"{what} with {type(exc).__name__}: {exc}; waiting it out, next attempt in {pause:.1f} s "
-            f"(at {_clock(now + pause)})",
-        )
-
-    def answered(self, now: float) -> Notice | None:
-        """The recovery line when this answer ends a streak; ``None`` otherwise."""
-        if not self.failures:
-            return None
-        failures, began_at = self.failures, self.began_at if self.began_at is not None else now
-        self.failures, self.began_at, self.warned_at = 0, None, None
-        plural = "query" if failures == 1 else "queries"
-        return Notice(
-            logging.INFO,
-            f"Alta at {self.url} answers again, after {failures} failed {plural} over {now - began_at:.0f} s",
-        )
-
-
-def _clock(unix_time: float) -> str:
-    return datetime.fromtimestamp(unix_time, timezone.utc).strftime("%H:%M:%S UTC")
-
-
-class RunWaiter:
-    """One wait for one run, as a sans-I/O state machine.
-
-    The sync hook and the trigger both loop ``before_send`` → send the query →
-    ``after_answer`` / ``after_error`` → sleep; this class makes every decision,
-    including what to log about a failure streak (``outage``, told through
-    ``on_notice``).
-    """
-
-    def __init__(
-        self,
-        workflow_run_id: str,
-        schedule: PollSchedule,
-        *,
-        deadline: float | None,
-        on_status: Any = None,
-        outage: OutageReport | None = None,
-        on_notice: NoticeCallback | None = None,
-    ) -> None:
-        self.workflow_run_id = workflow_run_id
-        self.schedule = schedule
-        self.deadline = deadline
-        self.on_status = on_status
-        self.outage = outage
-        self.on_notice = on_notice
-        self.last: Any = None  # the latest WorkflowRun seen
-
-    def _tell(self, notice: Notice | None) -> None:
-        if notice is not None and self.on_notice is not None:
-            self.on_notice(notice)
-
-    def _clamp(self, delay: float, now: float) -> float:
-        if self.deadline is None:
-            return delay
-        if now >= self.deadline:
-            raise self.timeout_error()
-        return min(delay, self.deadline - now)
-
-    def before_send(self, now: float) -> float:
-        """0 to send the next query now, else the seconds to wait first."""
-        wait = self.schedule.wait_before_send(now)
-        return self._clamp(wait, now) if wait > 0 else 0.0
-
-    def after_answer(self, run: Any, now: float) -> float | None:
-        """``None`` when the run has ended, else the pause before the next query."""
-        if self.outage is not None:
-            self._tell(self.outage.answered(now))
-        if self.on_status is not None and (self.last is None or self.last.status != run.status):
-            self.on_status(run, now - self.schedule.started_at)
-        self.last = run
-        if run.is_terminal:
-            return None
-        return self._clamp(self.schedule.delay_after_status(now), now)
-
-    def after_error(self, exc: AltaError, now: float) -> float:
-        """The pause after a transient failure; re-raises a fatal one."""
-        pause = self._clamp(self.schedule.delay_after_failure(exc, now), now)
-        if self.outage is not None:
-            self._tell(self.outage.failed(exc, pause, now))
-        return pause
-
-    def timeout_error(self) -> AltaError:
-        status = self.last.status.value if self.last is not None else "unknown"
-        return AltaTimeoutError(
-            f"Gave up waiting for the workflow run (last status {status}); it may still be running "
-            "in Alta, which has no cancel endpoint, and may still consume credits",
-            workflow_run_id=self.workflow_run_id,
-        )

@@ -17,18 +17,11 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.polling import (
-    OutageReport,
-    PollingSettings,
-    PollSchedule,
-    RunWaiter,
-    adaptive_interval,
-    expected_duration,
-    settings_for_run,
-)
+from airflow_provider_alta.polling import PollingSettings, adaptive_interval, expected_duration, settings_for_run
 from airflow_provider_alta.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
 from airflow_provider_alta.ratelimit import RateBudget, key_fingerprint
 from airflow_provider_alta.retries import RetrySettings, may_retry, retry_delay
+from airflow_provider_alta.waiting import OutageReport, PollSchedule, RunWaiter
 
 INVOKE = invoke_request({"input": {}})
 QUERY = query_request("r")

@@ -29,7 +29,7 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.polling import Notice, NoticeCallback, OutageReport, PollingSettings, PollSchedule, RunWaiter
+from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.protocol import (
     QUERY_PATH,
     ApiRequest,
@@ -43,6 +43,7 @@ from airflow_provider_alta.protocol import (
 from airflow_provider_alta.ratelimit import RateBudget, budget_for
 from airflow_provider_alta.retries import outcome_unknown, tenacity_kwargs
 from airflow_provider_alta.validation import build_invoke_body, ensure_positive_number, ensure_run_id
+from airflow_provider_alta.waiting import Notice, NoticeCallback, OutageReport, PollSchedule, RunWaiter
 
 if TYPE_CHECKING:
     import aiohttp
@@ -319,7 +320,7 @@ class AltaHook(_AltaHookBase):
         ``initial`` is a state already known (e.g. the invoke's answer): the
         first query then waits a full interval instead of going out at once.
         A streak of failed queries is logged (throttled, see
-        :class:`~airflow_provider_alta.polling.OutageReport`) through
+        :class:`~airflow_provider_alta.waiting.OutageReport`) through
         ``on_notice``, by default to this hook's log.
         """
         request = query_request(ensure_run_id(workflow_run_id))

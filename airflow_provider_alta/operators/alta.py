@@ -12,24 +12,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.compat import (
-    conf,
-    earlier_xcoms,
-    pull_latest_xcom,
-    resumed_by_an_earlier_try,
-    run_id_store,
-    variable_key,
-)
-from airflow_provider_alta.completion import (
-    XCOM_RECENT_DURATIONS,
-    XCOM_RUN_ID,
-    extended_history,
-    finish_run,
-    load_schema,
-    queries_in_event,
-    queries_sent,
-    run_from_event,
-)
 from airflow_provider_alta.exceptions import (
     AltaError,
     AltaInvokeOutcomeUnknownError,
@@ -41,35 +23,30 @@ from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.links import AltaRunLink
-from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.polling import PollingSettings, settings_for_run
+from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.templated import Templated, rendered
-from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for, why_not_in_triggerer
 from airflow_provider_alta.validation import (
     build_invoke_body,
     ensure_json_object,
     ensure_output_format,
     ensure_positive_number,
     ensure_user_id,
+    load_schema,
     normalize_webhooks,
     not_carried,
 )
-from airflow_provider_alta.webhook import (
-    MAILBOX_KEY,
-    SIGNATURE_HEADER,
-    TaskInstanceRef,
-    WebhookSettings,
-    airflow_webhook,
-    announces_end,
-    empty_mailbox,
-)
+from airflow_provider_alta.version_compat import conf
 
+# Only what a DAG file's parse needs is imported above (Airflow parses DAG files all the time): what the task
+# needs when it runs (the finish, the run-id store, the webhook, the triggerer's side) is imported where it runs.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_alta.compat import RunIdStore
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
+    from airflow_provider_alta.triggerer_finish import TriggererFinish
+    from airflow_provider_alta.webhook import TaskInstanceRef
 
 __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
@@ -383,6 +360,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
         Returns the webhooks to send: the user's, plus the receiver's with ``airflow_webhook``.
         """
+        from airflow_provider_alta.webhook import SIGNATURE_HEADER, WebhookSettings, airflow_webhook
+
         self._check_values(rendered=True)
         schema = load_schema(self.input_schema, "input_schema", self._schema_dir())
         if schema is not None:
@@ -406,6 +385,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     @classify_errors
     def execute(self, context: Context) -> Any:
+        from airflow_provider_alta.completion import XCOM_RUN_ID
+        from airflow_provider_alta.webhook import MAILBOX_KEY, empty_mailbox
+
         webhooks = self._validate_before_send(context)
         polling = self._polling_for(context)
         if self.airflow_webhook:
@@ -437,6 +419,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _polling_for(self, context: Context) -> PollingSettings:
         """The schedule of this run: the fallback spacing with a webhook, the expected end when known."""
+        from airflow_provider_alta.polling import settings_for_run
+
         history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
         fallback = self.webhook_fallback_interval if self.airflow_webhook else None
         polling = settings_for_run(self.polling, [ms / 1000 for ms in history], fallback)
@@ -455,6 +439,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         A mapped task's instances run one workflow over different inputs, and an instance's map index names no
         input from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
         """
+        from airflow_provider_alta.compat import earlier_xcoms, pull_latest_xcom
+        from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS
+
         if self._recent_ms is not None:
             return self._recent_ms
         ti = context["ti"]
@@ -472,6 +459,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _webhook_already_in(self, context: Context, run: WorkflowRun) -> WorkflowRun:
         """A webhook that arrived before the deferral: confirm it now and skip the triggerer."""
+        from airflow_provider_alta.webhook import MAILBOX_KEY, announces_end
+
         ti = context["ti"]
         notice = ti.xcom_pull(task_ids=ti.task_id, key=MAILBOX_KEY, map_indexes=ti.map_index)
         if not announces_end(notice, run.workflow_run_id):
@@ -482,6 +471,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
+        from airflow_provider_alta.models import RunStatus
+
         store = self._store(context) if self.durable else None
         # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
         stored = store.get() if store is not None and context["ti"].try_number > 1 else None
@@ -600,6 +591,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _triggerer_finish(self, context: Context, run: WorkflowRun) -> TriggererFinish | None:
         """What the trigger needs to end this task itself, or ``None`` when it may not."""
+        from airflow_provider_alta.compat import variable_key
+        from airflow_provider_alta.triggerer_finish import finish_for
+
         keeps_history = self.duration_aware and self.do_xcom_push
         return finish_for(
             self,
@@ -620,6 +614,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
         ``workflow_run_id`` went out in ``execute``; the workflow's name and version are known from the invoke.
         """
+        from airflow_provider_alta.completion import XCOM_RUN_ID
+
         pushed = [XCOM_RUN_ID]
         for key, value in (("workflow_name", run.workflow_name), ("workflow_version", run.workflow_version)):
             if value is not None:
@@ -636,6 +632,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         try_number: int | None = None,
     ) -> Any:
         """Resume after the trigger fired: check the event strictly and finish like the other modes."""
+        from airflow_provider_alta.compat import resumed_by_an_earlier_try
+        from airflow_provider_alta.completion import queries_in_event, run_from_event
+
         if resumed_by_an_earlier_try(context, try_number):
             self.log.info(
                 "This is try %s, resumed with the trigger event of try %s: starting it afresh (it reattaches to "
@@ -649,6 +648,9 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         return self._finish(run, context, trigger_queries=queries_in_event(event))
 
     def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
+        from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS, extended_history, finish_run, queries_sent
+        from airflow_provider_alta.models import RunStatus
+
         self._final_run = run
         if run.status is RunStatus.FAILED:
             self._forget_run(context)
@@ -678,10 +680,14 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
 
     def _store(self, context: Context) -> RunIdStore:
         """Where this task keeps its run id: somewhere its trigger can forget it, when the trigger may end it."""
+        from airflow_provider_alta.compat import run_id_store
+
         return run_id_store(context, STATE_KEY, trigger_forgets=self._may_end_in_triggerer())
 
     def _may_end_in_triggerer(self) -> bool:
         """Whether the trigger may end this task: fixed by the task's settings, so every try agrees."""
+        from airflow_provider_alta.triggerer_finish import why_not_in_triggerer
+
         return self.deferrable and self.end_in_triggerer and why_not_in_triggerer(self) is None
 
     def on_kill(self) -> None:
@@ -706,6 +712,8 @@ def _masked_headers(webhooks: Any) -> Any:
 
 
 def _ref(operator: AltaRunWorkflowOperator, context: Context) -> TaskInstanceRef:
+    from airflow_provider_alta.webhook import TaskInstanceRef
+
     ti = context["ti"]
     return TaskInstanceRef(
         conn_id=operator.alta_conn_id,

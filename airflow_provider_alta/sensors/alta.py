@@ -11,22 +11,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
-from airflow_provider_alta.compat import AirflowSensorTimeout, AirflowSkipException, conf
-from airflow_provider_alta.completion import finish_run, load_schema, queries_in_event, queries_sent, run_from_event
 from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
 from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.fidelity import has_template_syntax
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.templated import Templated, rendered
-from airflow_provider_alta.triggerer_finish import TriggererFinish, finish_for
-from airflow_provider_alta.validation import ensure_output_format, ensure_run_id
+from airflow_provider_alta.validation import ensure_output_format, ensure_run_id, load_schema
+from airflow_provider_alta.version_compat import AirflowSensorTimeout, AirflowSkipException, conf
+
+# What the task needs when it runs (the finish, the triggerer's side) is imported where it runs: DAG files import
+# the sensor on every parse.
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
+    from airflow_provider_alta.triggerer_finish import TriggererFinish
 
 
 __all__ = ["AltaWorkflowRunFailedError", "AltaWorkflowRunSensor"]
@@ -101,6 +103,8 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         return AltaHook(self.alta_conn_id)
 
     def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
+        from airflow_provider_alta.completion import finish_run, queries_sent
+
         self._final_run = run
         return finish_run(
             run,
@@ -125,6 +129,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         run = self.hook.get_run(self.workflow_run_id)
         if run.is_terminal:
             return self._settle(run, context)
+        from airflow_provider_alta.triggerer_finish import finish_for
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
@@ -158,6 +163,8 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
     ) -> Any:
         """Resume after the trigger fired: the same checks and XComs as poke mode."""
+        from airflow_provider_alta.completion import queries_in_event, run_from_event
+
         try:
             run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         except AltaTimeoutError as err:

@@ -20,10 +20,11 @@ from airflow_provider_alta.completion import (
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
 from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.polling import Notice, PollingSettings
+from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.triggerer_finish import TriggererFinish
 from airflow_provider_alta.triggerer_warmup import prepare_supervisor
 from airflow_provider_alta.validation import ensure_positive_number
+from airflow_provider_alta.waiting import Notice
 from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, announces_end
 
 if TYPE_CHECKING:

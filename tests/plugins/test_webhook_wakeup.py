@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.operators.alta import XCOM_RECENT_DURATIONS
+from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS, XCOM_RUN_ID
 from airflow_provider_alta.plugins.webhook_receiver import create_app
 from airflow_provider_alta.webhook import (
     MAILBOX_KEY,
