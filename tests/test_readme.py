@@ -39,6 +39,12 @@ SHELL_RUN = (
     'export AIRFLOW_HOME="$PWD/.airflow-test"        # a throwaway home for the tests',
     "AIRFLOW__CORE__TEST_CONNECTION=Enabled airflow connections test alta_default",
 )
+#: The local Airflow recipe, by first line: its services, then the DAG run (its own test below, as a user types it,
+#: with the port 8080 of the block moved to a free one).
+SHELL_LOCAL_AIRFLOW = (
+    'export AIRFLOW_HOME="$PWD/airflow-home" AIRFLOW__CORE__DAGS_FOLDER="$PWD/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False',
+    "airflow dags unpause alta_news   # its latest daily run starts at once (catchup=False)",
+)
 #: Shell blocks not run, by their first line, and why.
 SHELL_NOT_RUN = {
     "make demo    # run the example ETL DAG against the local Alta emulator": (
@@ -90,9 +96,10 @@ def user_env(home: Path) -> dict[str, str]:
 
 def test_every_block_is_run_or_listed_with_a_reason():
     firsts = [body.splitlines()[0] for body in shell_blocks()]
-    unknown = [first for first in firsts if first not in SHELL_RUN and first not in SHELL_NOT_RUN]
+    listed = {*SHELL_RUN, *SHELL_LOCAL_AIRFLOW, *SHELL_NOT_RUN}
+    unknown = [first for first in firsts if first not in listed]
     assert not unknown, f"README shell blocks neither run nor listed (tests/test_readme.py): {unknown}"
-    stale = (set(SHELL_RUN) | set(SHELL_NOT_RUN)) - set(firsts)
+    stale = listed - set(firsts)
     assert not stale, f"listed in tests/test_readme.py but no longer in the README: {stale}"
     files, fragments = python_blocks()
     assert {"dags/alta_news.py", "dags/alta_news_taskflow.py", "tests/test_alta_news.py"} <= set(files)
@@ -170,6 +177,100 @@ def test_the_readme_project_runs_as_written(alta_emulator, airflow_db, tmp_path)
     assert done.returncode == 0, out[-4000:]
     assert re.search(r"\b3 passed\b", out), out[-4000:]  # the README test, and one dag.test() per other DAG file
     assert "Connection success" in out, out[-4000:]
+
+
+@pytest.mark.cli
+def test_the_local_airflow_recipe_runs_a_dag(alta_emulator, airflow_db, tmp_path):
+    """The README's local Airflow: its four services started as written, then its DAG run, on a real scheduler."""
+    import json
+    import socket
+    import sqlite3
+    import time
+
+    files, _ = python_blocks()
+    for path, source in files.items():
+        if path.startswith("dags/"):
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_text(source)
+    (tmp_path / "airflow-home").mkdir()
+    shutil.copy(airflow_db / "airflow.db", tmp_path / "airflow-home" / "airflow.db")  # `db migrate` finds it done
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    by_first = {body.splitlines()[0]: body for body in shell_blocks()}
+    services, run = (by_first[first] for first in SHELL_LOCAL_AIRFLOW)
+    env = user_env(tmp_path)
+    env["AIRFLOW_CONN_ALTA_DEFAULT"] = alta_emulator.connection_uri()
+    alta_emulator.configure(duration=0.5)
+    database = tmp_path / "airflow-home" / "airflow.db"
+    with open(tmp_path / "services.out", "w") as out:
+        # A session of its own: the services stay in this process group after the shell exits, stopped below.
+        shell = subprocess.Popen(
+            ["bash", "-e", "-c", services.replace("8080", port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert shell.wait(timeout=300) == 0, (tmp_path / "services.out").read_text()[-2000:]
+        _wait_for_row(database, "SELECT dag_id FROM dag WHERE dag_id = 'alta_news'")  # the DAG is parsed
+        exports = "".join(line + "\n" for line in services.splitlines() if line.startswith("export "))
+        done = subprocess.run(  # the same shell as the services': their exports first
+            ["bash", "-e", "-c", exports.replace("8080", port) + run],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        deadline = time.monotonic() + 240
+        state = None
+        while state not in ("success", "failed") and time.monotonic() < deadline:
+            time.sleep(1)
+            with sqlite3.connect(database, timeout=30) as db:
+                row = db.execute("SELECT state FROM dag_run WHERE dag_id = 'alta_news'").fetchone()
+            state = row[0] if row else None
+        logs = "".join(f"\n--- {log.name}\n{log.read_text()[-1500:]}" for log in tmp_path.glob("*.log"))
+        assert state == "success", logs
+        with sqlite3.connect(database, timeout=30) as db:
+            (value,) = db.execute(
+                "SELECT value FROM xcom WHERE dag_id = 'alta_news' AND task_id = 'headlines' AND key = 'return_value'"
+            ).fetchone()
+        assert json.loads(value) == ["Markets: the day's leading story", "Markets: what analysts are watching"]
+        assert alta_emulator.invoke_count() == 1
+    finally:
+        _stop_group(shell.pid)
+
+
+def _wait_for_row(database: Path, query: str, timeout: float = 120) -> None:
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database, timeout=30) as db:
+            if db.execute(query).fetchone():
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no row after {timeout} s: {query}")
+
+
+def _stop_group(group: int) -> None:
+    """SIGTERM to every process of the group, as the README's ``kill`` does; SIGKILL to what is left after 30 s."""
+    import signal
+    import time
+
+    try:
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            os.killpg(group, 0)
+            time.sleep(0.5)
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 _HARNESS_TEST = """
