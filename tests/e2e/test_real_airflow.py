@@ -355,8 +355,11 @@ def test_openlineage_reports_a_deferred_task_from_start_to_complete(stack):
     }
     facet_validator().validate(facet)  # against the schema the package ships, where _schemaURL points
     assert all("alta_run" not in e["run"].get("facets", {}) for e in starts)
-    # OpenLineage reports this DAG alone (its per-DAG switch): the other DAGs ran with it off.
-    assert {e["job"]["name"].split(".")[0] for e in stack.lineage_events()} == {LINEAGE_DAG}
+    # OpenLineage reports this DAG alone (its per-DAG switch): no other task's run started or completed with it on.
+    # (The provider Airflow 3.0 resolves sends a FAIL event, whatever that switch, for a task the scheduler fails
+    # itself, as it does e2e_worker_loss's lost first try: its listener's manual-state-change path checks nothing.)
+    events = [e for e in stack.lineage_events() if e["eventType"] in ("START", "COMPLETE")]
+    assert {e["job"]["name"].split(".")[0] for e in events} == {LINEAGE_DAG}
 
 
 def test_no_import_errors(stack):
