@@ -34,6 +34,11 @@ the API server's caller       ``get_user`` reads the Bearer header   the header 
 the API server's URL, seen    ``[core] execution_api_server_url``,   the same setting and default on 3.0-3.2;
 from a triggerer              default ``[api] base_url`` +           3.3 also accepts it under ``[workers]``
                               ``/execution/`` (every release)        (read through ``conf``); default rebuilt here
+whether OpenLineage reports   OpenLineage provider 2.19+ (Airflow    ``disabled_for_operators``, then
+a task (its listener's        3.3 resolves 2.20): one rule set,      ``selective_enable``, as its listener checks
+per-task decision)            ``resolve_task_emission_policy``       them (provider 2.18 and before; 3.0-3.2
+                                                                     resolve 2.6.1, 2.12.0, 2.17.0): see
+                                                                     :func:`openlineage_reports`
 ============================  =====================================  =========================================
 
 ``sync_to_async`` (asgiref, which Airflow ships) is the bridge Airflow's own
@@ -45,6 +50,7 @@ loop is never blocked and the supervisor channel is never used from two loops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -88,6 +94,7 @@ __all__ = [
     "get_xcom",
     "get_xcoms",
     "in_triggerer",
+    "openlineage_reports",
     "plugin_nav_views",
     "pull_latest_xcom",
     "reset_stats",
@@ -249,6 +256,60 @@ def callback_parse_deactivates_dags() -> bool:
         return False
     with open(spec.origin, encoding="utf-8") as source:
         return "is_callback_only" not in source.read()
+
+
+def openlineage_reports(task: Any) -> bool:
+    """Whether the OpenLineage provider's listener reports ``task`` (START, then COMPLETE or FAIL) where it runs.
+
+    Read at execute time from the provider's own switches, never at DAG-parse time:
+
+    * the provider is not installed, or cannot be imported: no listener exists;
+    * ``airflow.providers.openlineage.conf.is_disabled()``: ``[openlineage] disabled``, or no transport configured
+      at all (no ``transport``, ``config_path``, ``OPENLINEAGE_URL``...). Its plugin registers the listener by the
+      same call, so where it answers True no listener runs;
+    * otherwise the listener's own per-task decision. Provider 2.19+ makes it with one function,
+      ``utils.emission_policy.resolve_task_emission_policy`` (``[openlineage] emission_policy``, with
+      ``disabled_for_operators`` and ``selective_enable`` translated into it); earlier providers (the ones
+      Airflow 3.0 to 3.2 resolve: 2.6.1, 2.12.0, 2.17.0) check ``disabled_for_operators``
+      (``utils.utils.is_operator_disabled``), then ``selective_enable`` (``utils.utils.is_selective_lineage_enabled``),
+      as their listener does.
+
+    A decision the provider fails to make counts as "it reports": the task then resumes on a worker, where the
+    listener decides for itself, and loses nothing but the shortcut.
+
+    The answer is kept on the task for the rest of its execution (the provider logs each policy decision it makes,
+    and a task asks several times: where it keeps its run id, where it ends).
+    """
+    decided = getattr(task, _OPENLINEAGE_DECIDED, None)
+    if isinstance(decided, bool):
+        return decided
+    decided = _openlineage_reports(task)
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(task, _OPENLINEAGE_DECIDED, decided)
+    return decided
+
+
+#: Where :func:`openlineage_reports` keeps its answer on a task.
+_OPENLINEAGE_DECIDED = "_alta_openlineage_reports"
+
+
+def _openlineage_reports(task: Any) -> bool:
+    try:
+        from airflow.providers.openlineage import conf as openlineage_conf
+    except Exception:  # not installed, or not importable here: its plugin cannot register a listener either
+        return False
+    try:
+        if openlineage_conf.is_disabled():
+            return False
+        try:  # OpenLineage provider 2.19+
+            from airflow.providers.openlineage.utils.emission_policy import resolve_task_emission_policy
+        except ImportError:  # 2.18 and earlier
+            from airflow.providers.openlineage.utils.utils import is_operator_disabled, is_selective_lineage_enabled
+
+            return not is_operator_disabled(task) and bool(is_selective_lineage_enabled(task))
+        return bool(resolve_task_emission_policy(operator=task, dag_id=task.dag_id, task_id=task.task_id).emit)
+    except Exception:
+        return True
 
 
 def in_triggerer() -> bool:

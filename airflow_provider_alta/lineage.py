@@ -9,6 +9,11 @@ OpenLineage provider never loads it.
 
 The facet names the run and what it cost; never an input, an output, a key or
 a header.
+
+Its ``_schemaURL`` points, as the OpenLineage spec asks of a custom facet, at
+the JSON schema of the facet: ``schemas/alta_run_facet.json``, shipped in the
+package and read at this release's tag in the project's repository, with the
+``#/$defs/AltaRunFacet`` pointer to the facet's definition.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_alta import __version__
+
 if TYPE_CHECKING:
     from airflow_provider_alta.models import WorkflowRun
 
 #: The key of the facet in the event's ``run.facets``.
 FACET_NAME = "alta_run"
-#: Where the facet's fields are described.
-SCHEMA_URL = "https://github.com/altatech-ai/airflow-provider-alta#observability"
+#: The facet's JSON schema, inside the package.
+SCHEMA_FILE = "airflow_provider_alta/schemas/alta_run_facet.json"
+#: The facet's definition in that schema.
+SCHEMA_DEF = "AltaRunFacet"
+#: The facet's schema, as this release ships it: the file at the release's tag in the project's repository.
+SCHEMA_URL = (
+    f"https://raw.githubusercontent.com/altatech-ai/airflow-provider-alta/v{__version__}/{SCHEMA_FILE}"
+    f"#/$defs/{SCHEMA_DEF}"
+)
 
 
 @functools.cache

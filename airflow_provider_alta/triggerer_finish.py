@@ -7,7 +7,10 @@ XComs the worker would, forgets the stored run id, sends the run's metrics,
 logs the closing line and ends the task with Airflow's ``TaskSuccessEvent``.
 Everything else (a FAILED run, a broken contract, an output XCom cannot
 carry, a timeout, an error) resumes on a worker as before, so retries,
-reattaching and error messages do not change.
+reattaching and error messages do not change. So does every task something
+listens to on the worker: Airflow runs listeners (OpenLineage's among them)
+only where the task runs, and a task its trigger ends would have a START
+event and never a COMPLETE one.
 
 :class:`TriggererFinish` is the trigger kwarg that carries the task's side of
 that: plain JSON, no secret. It is only built where ending in the triggerer
@@ -125,17 +128,31 @@ AIRFLOW_3_0_REASON = (
 )
 
 
+#: Why a task OpenLineage reports resumes on a worker (in its defer line and the line before it).
+OPENLINEAGE_REASON = (
+    "OpenLineage is enabled for this task, and only a worker runs its listener (the COMPLETE event, with the "
+    "alta_run facet)"
+)
+
+
 def why_not_in_triggerer(task: Any) -> str | None:
     """Why ``task`` must resume on a worker after its run succeeds, or ``None`` when the triggerer may end it.
 
+    Called at execute time only (it reads the deployment's OpenLineage settings), never when a DAG file is parsed.
+
+    * OpenLineage reports the task (:func:`~airflow_provider_alta.compat.openlineage_reports`): Airflow runs its
+      listener where the task finishes, and the triggerer runs none. First, so that its reason is the one named
+      wherever it applies (on Airflow 3.0 too, where the task would resume on a worker anyway);
+    * Airflow 3.0, whose DAG processor deactivates a DAG file's DAGs after the success callback request of a
+      task ended in the triggerer (:func:`~airflow_provider_alta.compat.callback_parse_deactivates_dags`);
     * outlets: a task ended in the triggerer emits no asset events;
     * a mapped task downstream: the worker's push records how many items to map over;
-    * ``multiple_outputs``: each key is pushed by the worker;
-    * Airflow 3.0, whose DAG processor deactivates a DAG file's DAGs after the success callback request of a
-      task ended in the triggerer (:func:`~airflow_provider_alta.compat.callback_parse_deactivates_dags`).
+    * ``multiple_outputs``: each key is pushed by the worker.
     """
-    from airflow_provider_alta.compat import callback_parse_deactivates_dags
+    from airflow_provider_alta.compat import callback_parse_deactivates_dags, openlineage_reports
 
+    if openlineage_reports(task):
+        return OPENLINEAGE_REASON
     if callback_parse_deactivates_dags():
         return AIRFLOW_3_0_REASON
     if getattr(task, "outlets", None):
@@ -148,22 +165,42 @@ def why_not_in_triggerer(task: Any) -> str | None:
     return None
 
 
-def finish_for(task: Any, context: Any, settings: Callable[[], dict[str, Any]]) -> TriggererFinish | None:
-    """What the trigger of ``task`` (the operator or the sensor) needs to end it, or ``None`` when it may not.
+@dataclass(frozen=True)
+class Ending:
+    """Where a deferred task ends when its run succeeds: in the triggerer (``finish``) or on a worker, and why."""
+
+    #: What the trigger needs to end the task itself; ``None`` when the task resumes on a worker.
+    finish: TriggererFinish | None
+    #: Why the task resumes on a worker (``None`` when its trigger ends it).
+    reason: str | None = None
+
+    def describe(self) -> str:
+        """The end of the defer line: which path the task takes, and why when it is the slower one."""
+        if self.finish is not None:
+            return "and ends the task when it succeeds"
+        return f"then the task resumes on a worker: {self.reason}"
+
+    def finish_kwarg(self) -> dict[str, Any] | None:
+        """The trigger's ``finish`` kwarg (plain JSON)."""
+        return self.finish.to_dict() if self.finish is not None else None
+
+
+def finish_for(task: Any, context: Any, settings: Callable[[], dict[str, Any]]) -> Ending:
+    """Where the trigger of ``task`` (the operator or the sensor) ends it, with what it needs to, or why not.
 
     ``settings`` gives the task's own :class:`TriggererFinish` fields (contracts, duration history, store, what
     it pushes before deferring); it is called only when the trigger may end the task. Why a task resumes on a
     worker instead is logged, so its log says which path it takes.
     """
     if not task.end_in_triggerer:
-        return None
+        return Ending(None, "end_in_triggerer=False")
     reason = why_not_in_triggerer(task)
     if reason is not None:
         log = task.log.warning if reason == AIRFLOW_3_0_REASON else task.log.info
         log("The task resumes on a worker after its run, not in the triggerer: %s", reason)
-        return None
+        return Ending(None, reason)
     ti = context["ti"]
-    return TriggererFinish(
+    finish = TriggererFinish(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
         task_id=ti.task_id,
@@ -174,3 +211,4 @@ def finish_for(task: Any, context: Any, settings: Callable[[], dict[str, Any]]) 
         queries_before=queries_sent(task),
         **settings(),
     )
+    return Ending(finish)

@@ -15,6 +15,8 @@ from pathlib import Path
 WHEEL_FILES = (
     "airflow_provider_alta/py.typed",
     "airflow_provider_alta/schemas/invoke_request.json",
+    # The OpenLineage facet's schema, which every alta_run facet's _schemaURL names.
+    "airflow_provider_alta/schemas/alta_run_facet.json",
     "airflow_provider_alta/get_provider_info.py",
     "airflow_provider_alta/compat.py",
 )

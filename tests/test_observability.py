@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_alta.compat import reset_stats
+from airflow_provider_alta.lineage import SCHEMA_URL
+from airflow_provider_alta.triggerer_finish import OPENLINEAGE_REASON
 from tests.conftest import SECRET_KEY
-from tests.dag_runner import run_dag
+from tests.dag_runner import plain, run_dag
+from tests.test_lineage import facet_validator
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
 
@@ -177,7 +180,13 @@ def test_a_triggerer_process_sends_the_metrics(statsd):
 
 
 def lineage_events(tmp_path: Path, dag_id: str) -> list[dict]:
-    """Run ``dag_id`` in a fresh ``airflow dags test`` process with OpenLineage's file transport; its events.
+    """Run ``dag_id`` in a fresh ``airflow dags test`` process with OpenLineage's file transport; its events."""
+    return lineage_run(tmp_path, dag_id)[0]
+
+
+def lineage_run(tmp_path: Path, dag_id: str) -> tuple[list[dict], str]:
+    """Run ``dag_id`` in a fresh ``airflow dags test`` process with OpenLineage's file transport; its events and
+    its output (the task logs).
 
     A process of its own: the OpenLineage provider reads its configuration once per process.
     """
@@ -201,11 +210,15 @@ def lineage_events(tmp_path: Path, dag_id: str) -> list[dict]:
     assert log_file.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     events = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     assert SECRET_KEY not in log_file.read_text()
-    return events
+    return events, plain("\n".join(output))
+
+
+def task_events(events: list[dict], task_id: str, event_type: str) -> list[dict]:
+    return [e for e in events if e["eventType"] == event_type and e["job"]["name"].endswith(f".{task_id}")]
 
 
 def task_event(events: list[dict], task_id: str, event_type: str) -> dict:
-    matching = [e for e in events if e["eventType"] == event_type and e["job"]["name"].endswith(f".{task_id}")]
+    matching = task_events(events, task_id, event_type)
     assert len(matching) == 1, [(e["eventType"], e["job"]["name"]) for e in events]
     return matching[0]
 
@@ -228,8 +241,26 @@ def test_openlineage_complete_event_carries_the_alta_run_facet(alta_emulator, tm
         "totalTokens": 1745,
         "executionTimeMs": 200,
     }
-    assert facet["_schemaURL"].endswith("#observability")
+    assert facet["_schemaURL"] == SCHEMA_URL  # the facet's JSON schema (tests/test_lineage.py validates against it)
     assert "alta_run" not in task_event(events, "run", "START")["run"].get("facets", {})
+
+
+@pytest.mark.cli
+def test_openlineage_a_deferred_task_resumes_on_a_worker_and_completes_with_the_facet(alta_emulator, tmp_path):
+    """Where OpenLineage is enabled, a deferred task finishes where its listener runs, and says why."""
+    alta_emulator.configure(duration=1.0)
+    events, output = lineage_run(tmp_path, "t_deferrable")
+    (complete,) = task_events(events, "run", "COMPLETE")
+    facet = complete["run"]["facets"]["alta_run"]
+    assert (facet["status"], facet["totalTokens"], facet["_schemaURL"]) == ("SUCCEED", 1745, SCHEMA_URL)
+    facet_validator().validate(facet)  # against the schema the package ships
+    assert facet["totalCost"] == pytest.approx(0.6928)
+    assert alta_emulator.run(facet["workflowRunId"])["queries"] >= 1  # the run the trigger waited for
+    # START when the task began (again when it resumed, under the same OpenLineage run), one COMPLETE.
+    starts = task_events(events, "run", "START")
+    assert starts and {e["run"]["runId"] for e in starts} == {complete["run"]["runId"]}
+    assert f"The task resumes on a worker after its run, not in the triggerer: {OPENLINEAGE_REASON}" in output
+    assert f"then the task resumes on a worker: {OPENLINEAGE_REASON}" in output
 
 
 @pytest.mark.cli

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from airflow_provider_alta.compat import RunIdStore
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
-    from airflow_provider_alta.triggerer_finish import TriggererFinish
+    from airflow_provider_alta.triggerer_finish import Ending
     from airflow_provider_alta.webhook import TaskInstanceRef
 
 __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
@@ -145,12 +145,14 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     :param end_in_triggerer: (deferrable only) when the run SUCCEEDs and the
         task's contracts hold, the trigger pushes the XComs and ends the task
         itself, about a second after the run, instead of waiting for a worker
-        slot to resume it (ten seconds or more). The trade-offs: OpenLineage
-        listeners do not run for a task ended in the triggerer, and
-        ``on_success_callback`` runs in the DAG processor. A task with
-        outlets, with a mapped task expanding over its output, or with
-        ``multiple_outputs`` always resumes on a worker, as does every run
-        that fails, breaks a contract or times out. ``False`` always resumes.
+        slot to resume it (ten seconds or more). The trade-offs: no listener
+        runs for a task ended in the triggerer, and ``on_success_callback``
+        runs in the DAG processor. A task OpenLineage reports (its listener
+        sends the COMPLETE event only from a worker), with outlets, with a
+        mapped task expanding over its output, or with ``multiple_outputs``
+        always resumes on a worker, as does every run that fails, breaks a
+        contract or times out; the defer line says why. ``False`` always
+        resumes.
     :param retry_on_unknown_outcome: let Airflow retry the task when the
         invoke may have started a run that no answer confirmed
         (:class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`),
@@ -567,9 +569,8 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
-        finish = self._triggerer_finish(context, run)
-        ending = "and ends the task when it succeeds" if finish is not None else "then the task resumes on a worker"
-        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending)
+        ending = self._ending(context, run)
+        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=run.workflow_run_id,
@@ -582,15 +583,15 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 mailbox_interval=self.webhook_check_interval,
                 workflow_name=run.workflow_name,
                 workflow_version=run.workflow_version,
-                finish=finish.to_dict() if finish is not None else None,
+                finish=ending.finish_kwarg(),
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},
             timeout=None,
         )
 
-    def _triggerer_finish(self, context: Context, run: WorkflowRun) -> TriggererFinish | None:
-        """What the trigger needs to end this task itself, or ``None`` when it may not."""
+    def _ending(self, context: Context, run: WorkflowRun) -> Ending:
+        """Where this task ends when its run succeeds: what the trigger needs to end it itself, or why it may not."""
         from airflow_provider_alta.compat import variable_key
         from airflow_provider_alta.triggerer_finish import finish_for
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
-    from airflow_provider_alta.triggerer_finish import TriggererFinish
 
 
 __all__ = ["AltaWorkflowRunFailedError", "AltaWorkflowRunSensor"]
@@ -134,6 +133,8 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
         schema = load_schema(self.output_schema, "output_schema")
+        ending = finish_for(self, context, lambda: {"output_schema": schema})
+        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=self.workflow_run_id,
@@ -144,7 +145,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
                 last_status=run.status.value,
                 workflow_name=run.workflow_name,
                 workflow_version=run.workflow_version,
-                finish=_as_dict(finish_for(self, context, lambda: {"output_schema": schema})),
+                finish=ending.finish_kwarg(),
             ),
             method_name="execute_complete",
             kwargs={"workflow_run_id": self.workflow_run_id},
@@ -181,7 +182,3 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err
             raise
-
-
-def _as_dict(finish: TriggererFinish | None) -> dict[str, Any] | None:
-    return finish.to_dict() if finish is not None else None

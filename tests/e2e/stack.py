@@ -9,6 +9,7 @@ PostgreSQL and Redis are shared by everything on the machine.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -46,12 +47,17 @@ WEBHOOK_SECRET = "whs-e2e-SECRET-6f0e93c1d2"
 #: The key of the DAG whose deferred task ends in the triggerer; its output's headline names the run's topic.
 FINISH_KEY = "sk-e2e-FINISH-SECRET-66ff"
 FINISH_WORKFLOW = {"duration": 12.0, "output": {"headline": "Finished-${topic}-output-7f3a", "items": [1, 2, 3]}}
+#: The key of the DAG OpenLineage reports (on a stack with ``Shape.openlineage``).
+LINEAGE_KEY = "sk-e2e-LINEAGE-SECRET-77aa"
+#: The one DAG OpenLineage reports on such a stack; every other DAG runs as where OpenLineage is off.
+LINEAGE_DAG = "e2e_lineage"
 SECRETS = (
     API_KEY,
     SLOW_KEY,
     WORKER_KEY,
     RETRY_KEY,
     FINISH_KEY,
+    LINEAGE_KEY,
     WEBHOOK_TOKEN,
     WEBHOOK_SECRET,
     *(key for key, _ in HOOKED.values()),
@@ -61,7 +67,7 @@ SECRETS = (
 def loopback_env(home: Path, dags: Path, api_port: int) -> dict[str, str]:
     """This process' environment without its Airflow settings, plus an Airflow home on SQLite whose API server
     listens on 127.0.0.1 only and mounts the Alta webhook receiver."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_", "OPENLINEAGE"))}
     api = f"http://127.0.0.1:{api_port}"
     env.update(
         AIRFLOW_HOME=str(home),
@@ -74,6 +80,31 @@ def loopback_env(home: Path, dags: Path, api_port: int) -> dict[str, str]:
         AIRFLOW__ALTA__WEBHOOK_ENABLED="True",
         AIRFLOW__ALTA__WEBHOOK_BASE_URL=api,
     )
+    return env
+
+
+#: OpenLineage off, explicitly (the provider is installed with the tests): tasks end where principle 9 lets them.
+OPENLINEAGE_OFF = {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+
+
+def openlineage_env(events: Path) -> dict[str, str]:
+    """OpenLineage on, as a deployment turns it on (a transport: its file transport, writing to ``events``), and
+    reporting ``LINEAGE_DAG`` only, by the OpenLineage provider's own per-DAG switch: ``[openlineage]
+    emission_policy`` where the provider has it (2.19+, which Airflow 3.3 resolves), ``selective_enable`` with the
+    DAG's ``enable_lineage()`` before (the provider Airflow 3.0 resolves). Every other DAG runs as it does where
+    OpenLineage is off."""
+    env = {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events), "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "alta-e2e",
+    }
+    if importlib.util.find_spec("airflow.providers.openlineage.utils.emission_policy") is not None:
+        policy = [
+            {"scope": {}, "controls": {"emit": False}},
+            {"scope": {"dag_id": LINEAGE_DAG}, "controls": {"emit": True}},
+        ]
+        env["AIRFLOW__OPENLINEAGE__EMISSION_POLICY"] = json.dumps(policy)
+    else:
+        env["AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE"] = "True"
     return env
 
 
@@ -107,6 +138,8 @@ class Shape:
     workflows: tuple[tuple[str, dict[str, Any]], ...] = ()
     #: Extra connections: (conn id, API key, extras).
     connections: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    #: OpenLineage on, with its file transport (``Stack.lineage_file``), for ``LINEAGE_DAG`` alone; off otherwise.
+    openlineage: bool = False
 
 
 LOCAL = Shape()
@@ -128,6 +161,8 @@ class Stack:
         self.token = ""
         self.emulator_url = ""
         self.env: dict[str, str] = {}
+        #: Where OpenLineage's file transport writes its events, one JSON document a line (``Shape.openlineage``).
+        self.lineage_file = home / "openlineage-events.jsonl"
 
     # -- processes -----------------------------------------------------------
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -227,6 +262,7 @@ class Stack:
                 WORKER_KEY: {"duration": 15.0},
                 RETRY_KEY: {"duration": 12.0},
                 FINISH_KEY: FINISH_WORKFLOW,
+                LINEAGE_KEY: {"duration": 12.0},
                 **dict(HOOKED.values()),
                 **dict(self.shape.workflows),
             }
@@ -246,6 +282,7 @@ class Stack:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
         )
+        self.env.update(openlineage_env(self.lineage_file) if self.shape.openlineage else OPENLINEAGE_OFF)
         if self.on_postgres:
             create_database(self.database)
             db_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
@@ -276,6 +313,7 @@ class Stack:
             AIRFLOW_CONN_ALTA_WORKER=conn(WORKER_KEY),
             AIRFLOW_CONN_ALTA_RETRY=conn(RETRY_KEY),
             AIRFLOW_CONN_ALTA_FINISH=conn(FINISH_KEY),
+            AIRFLOW_CONN_ALTA_LINEAGE=conn(LINEAGE_KEY),
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",
             AIRFLOW_VAR_ALTA_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         )
@@ -313,6 +351,13 @@ class Stack:
         if self.shape.distributed:
             for key in redis_keys(self.redis_prefix):
                 redis_client().delete(key)
+
+    def lineage_events(self) -> list[dict[str, Any]]:
+        """The OpenLineage events written so far (``Shape.openlineage``), in the order they were written."""
+        if not self.lineage_file.exists():
+            return []
+        lines = self.lineage_file.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of a query on the stack's PostgreSQL metadata database."""

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_alta.compat import callback_parse_deactivates_dags
+from airflow_provider_alta.lineage import SCHEMA_URL
 from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
+from airflow_provider_alta.triggerer_finish import OPENLINEAGE_REASON
 from airflow_provider_alta.webhook import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
@@ -31,14 +33,18 @@ from airflow_provider_alta.webhook import (
 from tests.e2e.stack import (
     FINISH_KEY,
     HOOKED,
+    LINEAGE_DAG,
+    LINEAGE_KEY,
     RETRY_KEY,
     SECRETS,
     SLOW_KEY,
     WEBHOOK_SECRET,
     WORKER_KEY,
+    Shape,
     Stack,
     wait_for,
 )
+from tests.test_lineage import facet_validator
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +58,8 @@ EXAMPLES = {
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     home = Path(tempfile.mkdtemp(prefix="alta-e2e-airflow-"))
-    stack = Stack(home)
+    # OpenLineage on, for the DAG LINEAGE_DAG alone (its own per-DAG switch): every other DAG runs as where it is off.
+    stack = Stack(home, Shape(openlineage=True))
     try:
         stack.start()
         yield stack
@@ -279,10 +286,13 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     trigger_lines = [line for path in trigger_logs for line in path.read_text().splitlines()]
     assert any("supervisor is ready to end tasks here" in line for line in trigger_lines) is in_triggerer
     assert not [line for line in trigger_lines if "could not be prepared for ending tasks" in line]
-    task_log = "\n".join(
-        path.read_text() for path in (stack.home / "logs" / f"dag_id={dag_id}").rglob("task_id=run/attempt=1.log")
-    )
+    task_log = task_log_of(stack, dag_id, "run")
     assert ("not in the triggerer: on this Airflow (3.0)" in task_log) is not in_triggerer
+    # OpenLineage is on in this Airflow, off for this DAG: the task takes the fast path, and its logs say so.
+    assert OPENLINEAGE_REASON not in task_log
+    assert ("and ends the task when it succeeds" in task_log) is in_triggerer
+    assert any(f"{dag_id}/{run_id}/run ends here, in the triggerer" in line for line in trigger_lines) is in_triggerer
+    assert not [event for event in stack.lineage_events() if event["job"]["name"].startswith(dag_id)]
     marker = body["output"]["headline"]
     assert marker == "Finished-Solo-output-7f3a"
     logs = [*stack.home.glob("service-*.log"), *(stack.home / "logs").rglob("*")]
@@ -298,6 +308,58 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     finally:
         database.close()
     assert dump.count(marker) == 1
+
+
+def task_log_of(stack: Stack, dag_id: str, task_id: str) -> str:
+    """The first try's log of a task (both of its executions, when it resumed on a worker)."""
+    logs = (stack.home / "logs" / f"dag_id={dag_id}").rglob(f"task_id={task_id}/attempt=1.log")
+    return "\n".join(path.read_text() for path in logs)
+
+
+def test_openlineage_reports_a_deferred_task_from_start_to_complete(stack):
+    """Where OpenLineage is on, a deferred task finishes on a worker, where the listener runs: START, then COMPLETE
+    with the alta_run facet (a task ended in the triggerer would have no COMPLETE event at all)."""
+    run_id = stack.trigger(LINEAGE_DAG)
+    assert stack.wait_dag_run(LINEAGE_DAG, run_id, timeout=240) == "success"
+    alta_run = stack.xcom(LINEAGE_DAG, run_id, "run", "workflow_run_id")
+    body = stack.emulator(f"/_emulator/runs/{alta_run}")["body"]
+    assert invokes(stack, LINEAGE_KEY) == 1
+    # The worker invoked and deferred; the trigger waited; a worker finished the task (on every release).
+    assert worker_starts(stack, LINEAGE_DAG, run_id, "run") == 2
+    task_log = task_log_of(stack, LINEAGE_DAG, "run")
+    assert f"then the task resumes on a worker: {OPENLINEAGE_REASON}" in task_log  # the defer line
+    assert f"The task resumes on a worker after its run, not in the triggerer: {OPENLINEAGE_REASON}" in task_log
+    # The listener may still be writing when the task instance is marked done: wait for its COMPLETE event.
+    job = f"{LINEAGE_DAG}.run"
+
+    def task_events(kind: str) -> list[dict]:
+        return [e for e in stack.lineage_events() if e["job"]["name"] == job and e["eventType"] == kind]
+
+    wait_for(lambda: task_events("COMPLETE"), 60, "the task's OpenLineage COMPLETE event")
+    (complete,) = task_events("COMPLETE")
+    starts = task_events("START")
+    assert starts, [(e["eventType"], e["job"]["name"]) for e in stack.lineage_events()]
+    # One OpenLineage run for the task instance: the START of each execution and the COMPLETE share its id.
+    assert {e["run"]["runId"] for e in starts} == {complete["run"]["runId"]}
+    assert task_events("FAIL") == []
+    facet = complete["run"]["facets"]["alta_run"]
+    assert {k: v for k, v in facet.items() if k != "_producer"} == {
+        "_schemaURL": SCHEMA_URL,
+        "workflowName": body["workflowName"],
+        "workflowVersion": body["workflowVersion"],
+        "workflowRunId": alta_run,
+        "status": "SUCCEED",
+        "totalCost": body["totalCost"],
+        "totalTokens": body["totalTokens"],
+        "executionTimeMs": body["workflowExecutionTime"],
+    }
+    facet_validator().validate(facet)  # against the schema the package ships, where _schemaURL points
+    assert all("alta_run" not in e["run"].get("facets", {}) for e in starts)
+    # OpenLineage reports this DAG alone (its per-DAG switch): no other task's run started or completed with it on.
+    # (The provider Airflow 3.0 resolves sends a FAIL event, whatever that switch, for a task the scheduler fails
+    # itself, as it does e2e_worker_loss's lost first try: its listener's manual-state-change path checks nothing.)
+    events = [e for e in stack.lineage_events() if e["eventType"] in ("START", "COMPLETE")]
+    assert {e["job"]["name"].split(".")[0] for e in events} == {LINEAGE_DAG}
 
 
 def test_no_import_errors(stack):

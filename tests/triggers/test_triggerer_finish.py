@@ -5,19 +5,40 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import airflow
 import pytest
 from airflow.sdk import DAG, Asset
 from packaging.version import Version
 
-from airflow_provider_alta.compat import callback_parse_deactivates_dags, run_id_store, variable_key
+from airflow_provider_alta.compat import (
+    callback_parse_deactivates_dags,
+    openlineage_reports,
+    run_id_store,
+    variable_key,
+)
 from airflow_provider_alta.exceptions import AltaContractError, AltaUnsupportedOutputError, AltaValidationError
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
-from airflow_provider_alta.triggerer_finish import AIRFLOW_3_0_REASON, TriggererFinish, why_not_in_triggerer
+from airflow_provider_alta.triggerer_finish import (
+    AIRFLOW_3_0_REASON,
+    OPENLINEAGE_REASON,
+    TriggererFinish,
+    finish_for,
+    why_not_in_triggerer,
+)
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 from tests.conftest import SECRET_KEY
+from tests.dag_runner import plain
+
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # Airflow 3.0, 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef,attr-defined]
 
 BODY = {
     "workflowRunId": "r-1",
@@ -130,3 +151,118 @@ def test_a_task_its_trigger_may_end_keeps_its_run_id_in_a_variable():
     assert variable_key(run_id_store(context, "k")) is None  # the task state store
     key = variable_key(run_id_store(context, "k", trigger_forgets=True))
     assert key is not None and key.startswith("alta_run_id.")
+
+
+# -- OpenLineage: its listener runs only where the task finishes -------------------------------------------------
+
+FILE_TRANSPORT = json.dumps({"type": "file", "log_file_path": "/dev/null"})
+
+
+def lineage_dag() -> tuple[AltaRunWorkflowOperator, AltaRunWorkflowOperator]:
+    with DAG("lineage", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
+        reported = AltaRunWorkflowOperator(task_id="reported", input={}, deferrable=True)
+        quiet = AltaRunWorkflowOperator(task_id="quiet", input={}, deferrable=True)
+    return reported, quiet
+
+
+def without_openlineage() -> str | None:
+    """What a task that OpenLineage does not report is told: nothing, or Airflow 3.0's own reason."""
+    return AIRFLOW_3_0_REASON if callback_parse_deactivates_dags() else None
+
+
+@pytest.fixture
+def openlineage_on(monkeypatch):
+    """The OpenLineage provider enabled as a deployment enables it: a transport configured (its provider reads its
+    settings on every call under pytest)."""
+    for name in ("AIRFLOW__OPENLINEAGE__DISABLED", "OPENLINEAGE_DISABLED", "AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", FILE_TRANSPORT)
+    return monkeypatch
+
+
+def test_a_task_openlineage_reports_resumes_on_a_worker(openlineage_on):
+    reported, _ = lineage_dag()
+    # Before Airflow 3.0's own reason: OpenLineage is why, on every release.
+    assert why_not_in_triggerer(reported) == OPENLINEAGE_REASON
+    assert "OpenLineage" in OPENLINEAGE_REASON and "alta_run" in OPENLINEAGE_REASON
+    openlineage_on.setenv("AIRFLOW__OPENLINEAGE__DISABLED", "True")  # the provider's own off switch
+    reported, _ = lineage_dag()  # a task decides once per execution
+    assert why_not_in_triggerer(reported) == without_openlineage()
+
+
+def test_without_an_openlineage_transport_the_listener_is_off():
+    """The provider's default: no transport configured, no listener registered (conf.is_disabled())."""
+    from airflow.providers.openlineage import conf as openlineage_conf
+
+    assert openlineage_conf.is_disabled()
+    reported, _ = lineage_dag()
+    assert openlineage_reports(reported) is False
+    assert why_not_in_triggerer(reported) == without_openlineage()
+
+
+def test_openlineage_selective_enable_decides_per_task(openlineage_on):
+    from airflow.providers.openlineage.utils.selective_enable import enable_lineage
+
+    openlineage_on.setenv("AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE", "True")
+    reported, quiet = lineage_dag()
+    enable_lineage(reported)
+    assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
+    assert why_not_in_triggerer(reported) == OPENLINEAGE_REASON
+    assert why_not_in_triggerer(quiet) == without_openlineage()
+
+
+def test_openlineage_disabled_for_the_operator(openlineage_on):
+    reported, _ = lineage_dag()
+    openlineage_on.setenv(
+        "AIRFLOW__OPENLINEAGE__DISABLED_FOR_OPERATORS", "airflow_provider_alta.operators.alta.AltaRunWorkflowOperator"
+    )
+    assert openlineage_reports(reported) is False
+
+
+def test_openlineage_emission_policy_decides_per_dag_and_task(openlineage_on):
+    pytest.importorskip(
+        "airflow.providers.openlineage.utils.emission_policy", reason="emission_policy is new in OpenLineage 2.19"
+    )
+    policy = [
+        {"scope": {}, "controls": {"emit": False}},
+        {"scope": {"dag_id": "lineage", "task_id": "reported"}, "controls": {"emit": True}},
+    ]
+    openlineage_on.setenv("AIRFLOW__OPENLINEAGE__EMISSION_POLICY", json.dumps(policy))
+    reported, quiet = lineage_dag()
+    assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
+
+
+def test_the_defer_line_and_the_line_before_it_name_openlineage(openlineage_on, capsys):
+    reported, _ = lineage_dag()
+    context = {"ti": SimpleNamespace(dag_id="lineage", run_id="r", task_id="reported", map_index=-1, try_number=1)}
+    ending = finish_for(reported, context, dict)
+    assert (ending.finish, ending.finish_kwarg()) == (None, None)
+    assert ending.describe() == f"then the task resumes on a worker: {OPENLINEAGE_REASON}"
+    out = plain(capsys.readouterr().out)
+    assert f"The task resumes on a worker after its run, not in the triggerer: {OPENLINEAGE_REASON}" in out
+    with pytest.raises(TaskDeferred) as deferred:
+        reported._defer(run(status="RUNNING"), 0.0, reported.polling, context)
+    assert deferred.value.trigger.finish is None  # the trigger will not end the task
+    out = plain(capsys.readouterr().out)
+    assert (
+        f"Deferring: the triggerer waits for Alta todayNews 1.0.1 run r-1 then the task resumes on a worker: "
+        f"{OPENLINEAGE_REASON}"
+    ) in out
+
+
+def test_the_openlineage_check_runs_at_execute_time_only():
+    """A DAG file's parse imports the operator and builds tasks: nothing of OpenLineage is imported then."""
+    script = (
+        "import sys, datetime\n"
+        "from airflow.sdk import DAG\n"
+        "before = {m for m in sys.modules if 'openlineage' in m}\n"
+        "from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator\n"
+        "from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor\n"
+        "with DAG('d', schedule=None, start_date=datetime.datetime(2026, 1, 1)):\n"
+        "    AltaRunWorkflowOperator(task_id='t', input={}, deferrable=True)\n"
+        "    AltaWorkflowRunSensor(task_id='s', workflow_run_id='r-1', deferrable=True)\n"
+        "print(sorted({m for m in sys.modules if 'openlineage' in m} - before))\n"
+    )
+    env = {**os.environ, "AIRFLOW__OPENLINEAGE__TRANSPORT": FILE_TRANSPORT}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -90,3 +90,15 @@ with DAG("e2e_end_in_triggerer", schedule=None, start_date=START, catchup=False)
         return {"headline_length": len(ti.xcom_pull(task_ids="run")["headline"]), **pulled}
 
     ended >> read()
+
+# The one DAG OpenLineage reports on a stack with Shape.openlineage (the stack's emission policy names it; where the
+# provider has none, selective_enable reports the tasks enable_lineage() marks): its deferred task resumes on a
+# worker, where the listener sends COMPLETE with the alta_run facet. Every other DAG runs as where OpenLineage is off.
+with DAG("e2e_lineage", schedule=None, start_date=START, catchup=False) as lineage:
+    from airflow.providers.openlineage.utils.selective_enable import enable_lineage
+
+    enable_lineage(
+        AltaRunWorkflowOperator(
+            task_id="run", alta_conn_id="alta_lineage", input={"topic": "Lineage"}, deferrable=True, timeout=600
+        )
+    )
