@@ -278,6 +278,11 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     assert trigger_logs
     trigger_lines = [line for path in trigger_logs for line in path.read_text().splitlines()]
     assert any("supervisor is ready to end tasks here" in line for line in trigger_lines) is in_triggerer
+    # The run's closing line is in the task's log: its trigger's when the trigger ended it, else its worker's.
+    closing = re.compile(r"ended SUCCEED in [0-9.]+ s: cost \S+ credits, \S+ tokens")
+    run_logs = (stack.home / "logs" / f"dag_id={dag_id}").rglob("task_id=run/attempt=1.log*")
+    assert sum(len(closing.findall(path.read_text())) for path in run_logs) == 1
+    assert not closing.search((stack.home / "service-triggerer.log").read_text(errors="replace"))
     assert not [line for line in trigger_lines if "could not be prepared for ending tasks" in line]
     task_log = "\n".join(
         path.read_text() for path in (stack.home / "logs" / f"dag_id={dag_id}").rglob("task_id=run/attempt=1.log")
