@@ -14,8 +14,9 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_alta.compat import (
     conf,
+    earlier_deferring_try,
+    note_the_deferring_try,
     pull_earlier_xcom,
-    resumed_by_an_earlier_try,
     run_id_store,
     variable_key,
 )
@@ -544,6 +545,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         finish = self._triggerer_finish(context, run)
         ending = "and ends the task when it succeeds" if finish is not None else "then the task resumes on a worker"
         self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending)
+        note_the_deferring_try(context)
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=run.workflow_run_id,
@@ -592,6 +594,19 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 pushed.append(key)
         return tuple(pushed)
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the trigger fired; a try handed the deferral of an earlier one (Airflow 3.0) starts afresh."""
+        earlier = earlier_deferring_try(context, next_kwargs)
+        if earlier is not None:
+            self.log.info(
+                "This is try %s, resumed with what ended the wait of try %s: starting it afresh (it reattaches to "
+                "the run when the run is still going or succeeded)",
+                context["ti"].try_number,
+                earlier,
+            )
+            return self.execute(context)
+        return super().resume_execution(next_method, next_kwargs, context)
+
     @classify_errors
     def execute_complete(
         self,
@@ -600,15 +615,10 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         workflow_run_id: str | None = None,
         try_number: int | None = None,
     ) -> Any:
-        """Resume after the trigger fired: check the event strictly and finish like the other modes."""
-        if resumed_by_an_earlier_try(context, try_number):
-            self.log.info(
-                "This is try %s, resumed with the trigger event of try %s: starting it afresh (it reattaches to "
-                "the run when the run is still going or succeeded)",
-                context["ti"].try_number,
-                try_number,
-            )
-            return self.execute(context)
+        """Resume after the trigger fired: check the event strictly and finish like the other modes.
+
+        ``try_number`` is the try that deferred (see :meth:`resume_execution`).
+        """
         run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         self._run_id = run.workflow_run_id
         return self._finish(run, context, trigger_queries=queries_in_event(event))

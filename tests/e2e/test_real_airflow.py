@@ -31,6 +31,7 @@ from airflow_provider_alta.webhook import (
 from tests.e2e.stack import (
     FINISH_KEY,
     HOOKED,
+    NOT_FOUND_KEY,
     RETRY_KEY,
     SECRETS,
     SLOW_KEY,
@@ -134,6 +135,18 @@ def test_deferred_retry_reattaches(stack):
     assert stack.task_instance("e2e_deferred_retry", run_id, "run")["try_number"] == 2  # try 1 timed out
     assert invokes(stack, RETRY_KEY) == 1
     assert durable_variables(stack, "e2e_deferred_retry") == []
+
+
+def test_a_retry_after_a_404_while_deferred_reattaches(stack):
+    """The trigger's first query answers 404: try 1 fails; try 2 starts afresh and reattaches to the same run."""
+    run_id = stack.trigger("e2e_deferred_not_found")
+    assert stack.wait_dag_run("e2e_deferred_not_found", run_id, timeout=180) == "success"
+    assert stack.task_instance("e2e_deferred_not_found", run_id, "run")["try_number"] == 2
+    assert invokes(stack, NOT_FOUND_KEY) == 1
+    (alta_run,) = stack.alta_runs("e2e_deferred_not_found", run_id, "run")
+    body = stack.emulator(f"/_emulator/runs/{alta_run['workflow_run_id']}")["body"]
+    assert stack.xcom("e2e_deferred_not_found", run_id, "run") == body["output"]
+    assert durable_variables(stack, "e2e_deferred_not_found") == []
 
 
 def durable_variables(stack: Stack, dag_id: str | None = None) -> list[str]:
