@@ -2,7 +2,9 @@
 
 The rest of the provider imports from here and reads as if there were one
 Airflow. Features are detected, not version numbers compared, so a backport
-or a later release is picked up without a change here. What differs:
+or a later release is picked up without a change here; what a retry is handed
+after a deferral shows in no public feature, and is told by the version
+(:func:`retry_resumes_the_last_deferral`). What differs:
 
 ============================  =====================================  =========================================
 what                          where it exists                        older releases
@@ -17,8 +19,8 @@ task exceptions in the SDK    3.2+ (``airflow.sdk.exceptions``)      ``airflow.e
 ``XComModel.set(serialize=)`` 3.2+                                   the row written as the Execution API does
 a TaskFlow function's call   ``DecoratedOperator.determine_kwargs``  ``KeywordParameters`` of ``airflow.utils``
 a quiet "is there an XCom"    the slice request (``send`` channel)   a plain pull, which logs a missing XCom
-a retry after a deferral      starts at ``execute`` (3.1+)           resumes with the last try's event (3.0):
-                                                                     see :func:`resumed_by_an_earlier_try`
+a retry after a deferral      starts at ``execute`` (3.1+)           resumes the last try's deferral (3.0):
+                                                                     see :func:`earlier_deferring_try`
 an XCom pushed by a trigger   ``XCom.aset`` (3.3+)                   the same request sent on the trigger channel
 a run id a trigger forgets    an Airflow Variable on every release   (no release lets a trigger delete from the
                               (see :func:`run_id_store`)             task state store)
@@ -90,15 +92,17 @@ __all__ = [
     "aset_xcoms",
     "call_task_function",
     "conf",
+    "earlier_deferring_try",
     "earlier_xcoms",
     "get_xcom",
     "get_xcoms",
     "in_triggerer",
+    "note_the_deferring_try",
     "openlineage_reports",
     "plugin_nav_views",
     "pull_latest_xcom",
     "reset_stats",
-    "resumed_by_an_earlier_try",
+    "retry_resumes_the_last_deferral",
     "run_id_store",
     "set_xcom",
     "stats",
@@ -521,13 +525,45 @@ def pull_latest_xcom(ti: Any, key: str) -> Any:
     return ti.xcom_pull(task_ids=ti.task_id, key=key, include_prior_dates=True, map_indexes=ti.map_index)
 
 
-def resumed_by_an_earlier_try(context: Mapping[str, Any], deferred_by_try: int | None) -> bool:
-    """Whether a task resumes with the trigger event of an earlier try.
+#: The XCom in which a task records the try that deferred it, where a retry can be handed that try's deferral (3.0).
+DEFERRED_BY_TRY = "alta_deferred_by_try"
 
-    Airflow 3.0 keeps a deferred task's ``next_method`` when that try fails, so its retry calls the
-    resume method with the old event instead of ``execute``; the operator then starts the try afresh.
+
+@functools.lru_cache(maxsize=1)
+def retry_resumes_the_last_deferral() -> bool:
+    """Whether a retry of a task whose deferred try failed is handed that try's deferral (Airflow 3.0).
+
+    3.0 keeps the task instance's ``next_method`` and ``next_kwargs`` when a try fails, so its retry resumes with
+    what ended the failed try's wait (the trigger's event, or ``__fail__`` when the trigger itself failed or timed
+    out) instead of calling ``execute``; 3.1 clears them. The kwargs do not always say which try deferred: a failed
+    trigger's ``__fail__`` replaces them with the error, and ``dag.test()`` with the event alone.
     """
-    return deferred_by_try is not None and deferred_by_try != context["ti"].try_number
+    from airflow import __version__
+    from packaging.version import Version
+
+    return Version(__version__).release[:2] == (3, 0)
+
+
+def note_the_deferring_try(context: Mapping[str, Any]) -> None:
+    """Record which try defers, where its retry may be handed this deferral (3.0): that retry starts afresh."""
+    if retry_resumes_the_last_deferral():
+        ti = context["ti"]
+        ti.xcom_push(key=DEFERRED_BY_TRY, value=ti.try_number)
+
+
+def earlier_deferring_try(context: Mapping[str, Any], next_kwargs: Mapping[str, Any] | None) -> int | None:
+    """The earlier try whose deferral this try was handed (Airflow 3.0), or ``None`` when it resumes its own.
+
+    The try that deferred is in the resume's kwargs (``try_number``) when Airflow kept them; else, on 3.0, in the
+    XCom :func:`note_the_deferring_try` pushed (a retry keeps its task instance's XComs when it resumes).
+    """
+    ti = context["ti"]
+    deferred_by = next_kwargs.get("try_number") if isinstance(next_kwargs, Mapping) else None
+    if deferred_by is None and retry_resumes_the_last_deferral():
+        deferred_by = ti.xcom_pull(task_ids=ti.task_id, key=DEFERRED_BY_TRY, map_indexes=ti.map_index)
+    if isinstance(deferred_by, int) and not isinstance(deferred_by, bool) and deferred_by != ti.try_number:
+        return deferred_by
+    return None
 
 
 class RunIdStore(Protocol):

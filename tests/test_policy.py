@@ -231,16 +231,22 @@ def test_settings_for_run_spaces_fallback_polls_and_sets_the_expected_end():
     assert settings_for_run(base, [40.0, 50.0], webhook_fallback=60.0).expected_duration == 110.0
 
 
-def test_a_resume_with_an_earlier_tries_event_is_recognised():
-    """Airflow 3.0 resumes a retry of a deferred task with the previous try's event."""
+def test_a_resume_with_an_earlier_tries_deferral_is_recognised():
+    """Airflow 3.0 hands a retry of a deferred task the previous try's deferral (its event, or ``__fail__``)."""
     from types import SimpleNamespace
 
-    from airflow_provider_alta.compat import resumed_by_an_earlier_try
+    from airflow_provider_alta.compat import earlier_deferring_try, retry_resumes_the_last_deferral
 
-    second_try = {"ti": SimpleNamespace(try_number=2)}
-    assert resumed_by_an_earlier_try(second_try, 1) is True
-    assert resumed_by_an_earlier_try(second_try, 2) is False
-    assert resumed_by_an_earlier_try(second_try, None) is False  # deferred before the try was recorded
+    second_try = {"ti": SimpleNamespace(try_number=2, task_id="t", map_index=-1, xcom_pull=lambda **_: None)}
+    assert earlier_deferring_try(second_try, {"try_number": 1, "event": {}}) == 1
+    assert earlier_deferring_try(second_try, {"try_number": 2, "event": {}}) is None
+    assert earlier_deferring_try(second_try, None) is None  # no try recorded anywhere: its own resume
+    # A failed trigger's ``__fail__`` kwargs (and dag.test()'s event alone) do not say which try deferred: on 3.0,
+    # the XCom the deferring try pushed does.
+    marked = {"ti": SimpleNamespace(try_number=2, task_id="t", map_index=-1, xcom_pull=lambda **_: 1)}
+    failure = {"error": "Trigger failure", "traceback": ["..."]}
+    assert earlier_deferring_try(marked, failure) == (1 if retry_resumes_the_last_deferral() else None)
+    assert earlier_deferring_try({"ti": SimpleNamespace(**{**vars(marked["ti"]), "try_number": 1})}, failure) is None
 
 
 def _share_one_key(budgets: list[tuple[RateBudget, int]], *, limit: int, window: float, until: float) -> list[int]:

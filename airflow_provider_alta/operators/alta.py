@@ -566,11 +566,13 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
+        from airflow_provider_alta.compat import note_the_deferring_try
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
         ending = self._ending(context, run)
         self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
+        note_the_deferring_try(context)
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=run.workflow_run_id,
@@ -624,6 +626,21 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 pushed.append(key)
         return tuple(pushed)
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the trigger fired; a try handed the deferral of an earlier one (Airflow 3.0) starts afresh."""
+        from airflow_provider_alta.compat import earlier_deferring_try
+
+        earlier = earlier_deferring_try(context, next_kwargs)
+        if earlier is not None:
+            self.log.info(
+                "This is try %s, resumed with what ended the wait of try %s: starting it afresh (it reattaches to "
+                "the run when the run is still going or succeeded)",
+                context["ti"].try_number,
+                earlier,
+            )
+            return self.execute(context)
+        return super().resume_execution(next_method, next_kwargs, context)
+
     @classify_errors
     def execute_complete(
         self,
@@ -632,18 +649,12 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
         workflow_run_id: str | None = None,
         try_number: int | None = None,
     ) -> Any:
-        """Resume after the trigger fired: check the event strictly and finish like the other modes."""
-        from airflow_provider_alta.compat import resumed_by_an_earlier_try
+        """Resume after the trigger fired: check the event strictly and finish like the other modes.
+
+        ``try_number`` is the try that deferred (see :meth:`resume_execution`).
+        """
         from airflow_provider_alta.completion import queries_in_event, run_from_event
 
-        if resumed_by_an_earlier_try(context, try_number):
-            self.log.info(
-                "This is try %s, resumed with the trigger event of try %s: starting it afresh (it reattaches to "
-                "the run when the run is still going or succeeded)",
-                context["ti"].try_number,
-                try_number,
-            )
-            return self.execute(context)
         run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         self._run_id = run.workflow_run_id
         return self._finish(run, context, trigger_queries=queries_in_event(event))

@@ -20,7 +20,8 @@ Where the API documentation is silent, the emulator chose:
   ``workflowRunId`` and ``status`` as query parameters; the caller's headers
   are sent as given, once per webhook when the run ends (a workflow's
   ``webhook_copies`` and ``webhook_delay`` lose, repeat or delay them);
-* runs stay queryable for the emulator's lifetime; a run is PENDING for its
+* runs stay queryable for the emulator's lifetime (a workflow's ``queries_not_found`` answers a run's first
+  queries 404 ``RUN_NOT_FOUND`` all the same); a run is PENDING for its
   first tenth (at most 0.2 s), then RUNNING until its duration has passed
   (a workflow's ``duration_field`` lets each run's input set its duration, and its ``time_scale`` runs it
   faster or slower than the wall clock: its answers still give the workflow's own duration).
@@ -295,6 +296,8 @@ class AltaEmulator:
             return _error(404, "RUN_NOT_FOUND", f"No workflow run {run_id}", headers)
         run.queries += 1
         run.last_query_at = time.time()
+        if run.queries <= run.workflow.queries_not_found:
+            return _error(404, "RUN_NOT_FOUND", f"No workflow run {run_id}", headers)
         return web.json_response(run.body(time.time()), headers=headers)
 
     async def _invoke(

@@ -66,6 +66,9 @@ class WorkflowConfig:
     #: Wall-clock seconds per workflow second: 0.01 runs a "15 s" workflow in 0.15 s (its answers still say 15 s),
     #: for tests of what a run does rather than of how long it takes.
     time_scale: float = 1.0
+    #: How many of each run's first queries answer 404 ``RUN_NOT_FOUND`` before the run is found, as from an API
+    #: that answers for a new run only a moment after its invoke: a task's wait meets a 404 its retry can fix.
+    queries_not_found: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkflowConfig:
@@ -78,8 +81,10 @@ class WorkflowConfig:
             raise ValueError("outcome must be 'succeed' or 'fail'")
         if config.output_mode not in ("template", "echo"):
             raise ValueError("output_mode must be 'template' or 'echo'")
-        if not isinstance(config.webhook_copies, int) or config.webhook_copies < 0:
-            raise ValueError("webhook_copies must be a whole number >= 0")
+        for name in ("webhook_copies", "queries_not_found"):
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0")
         if (
             isinstance(config.time_scale, bool)
             or not isinstance(config.time_scale, (int, float))

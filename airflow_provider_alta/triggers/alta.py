@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
@@ -32,6 +32,21 @@ if TYPE_CHECKING:
 
 #: How many mailbox read failures in a row are logged one by one before going quiet.
 _MAILBOX_FAILURES_LOGGED = 3
+#: Seconds a trigger that ended its task waits for the triggerer to read its last line ("ends here") before it goes.
+_LAST_LINE_WAIT = 5.0
+#: Whether this process said that its triggerer's log socket cannot be watched (said once).
+_UNWATCHED_TOLD = False
+
+
+def _tell_once_unwatched(log: Any) -> None:
+    global _UNWATCHED_TOLD
+    if not _UNWATCHED_TOLD:
+        _UNWATCHED_TOLD = True
+        log.warning(
+            "This triggerer cannot tell when it has read a trigger's log (its log lines travel on no socket this OS "
+            "reports on): the last lines of a trigger that ends its task may reach the triggerer's own log instead "
+            "of the task's"
+        )
 
 
 class AltaWorkflowRunTrigger(BaseTrigger):
@@ -76,6 +91,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     output (Airflow logs every event it fires).
     """
 
+    #: Seconds a trigger about to end its task waits for the triggerer to read its closing line; past them the task
+    #: resumes on a worker instead, which logs the line (see :mod:`airflow_provider_alta.triggerer_logs`).
+    closing_line_wait: ClassVar[float] = 30.0
+
     def __init__(
         self,
         workflow_run_id: str,
@@ -106,6 +125,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         self.started_at = started_at if started_at is not None else time.time()
         self.polling = dict(polling or {})
         PollingSettings(**self.polling)  # fail now, not in the triggerer
+        self._ended: WorkflowRun | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -190,6 +210,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         except AltaError as err:
             yield self._event("error", f"{type(err).__name__}: {err}", error=err, queries=hook.queries_sent)
             return
+        self._ended = run
         if run.status is RunStatus.SUCCEED and self._finish is not None and await self._end_task(run, hook):
             yield TaskSuccessEvent()
             return
@@ -197,8 +218,15 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         yield self._event(status, f"Alta {run.describe()} ended {run.status.value}", run, queries=hook.queries_sent)
 
     async def _end_task(self, run: WorkflowRun, hook: AltaAsyncHook) -> bool:
-        """Finish the task here as its worker would; ``False`` (and why, in the log) when a worker must."""
+        """Finish the task here as its worker would; ``False`` (and why, in the log) when a worker must.
+
+        The closing line comes first, and the triggerer has read it before the first request that lets the task
+        end: the triggerer writes the lines of an ended trigger that it had not read yet to its own output, not to
+        the task's log (:mod:`airflow_provider_alta.triggerer_logs`). A triggerer too busy to read it within
+        :attr:`closing_line_wait` seconds has the task resume on a worker, which logs it.
+        """
         from airflow_provider_alta import compat
+        from airflow_provider_alta.triggerer_logs import wait_until_read
 
         finish = self._finish
         assert finish is not None
@@ -209,6 +237,9 @@ class AltaWorkflowRunTrigger(BaseTrigger):
             pushed = finish.xcoms(run, self.log)
         except AltaError as err:
             self.log.info("The task resumes on a worker to fail there: %s", err)
+            return False
+        log_closing_line(run, self.log)
+        if not await self._closing_line_read(finish):
             return False
         try:
             await compat.aset_xcoms(
@@ -228,9 +259,25 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         emit_run_metrics(
             run, dag_id=finish.dag_id, task_id=finish.task_id, conn_id=finish.conn_id, queries=queries, log=self.log
         )
-        log_closing_line(run, self.log)
         self.log.info("%s ends here, in the triggerer: its XComs are pushed", finish.describe())
+        await wait_until_read(_LAST_LINE_WAIT)  # so that the log says where the task ended; the event goes out anyway
         return True
+
+    async def _closing_line_read(self, finish: TriggererFinish) -> bool:
+        """Whether the triggerer has read the closing line (or cannot tell); ``False``, and why, when it is too busy."""
+        from airflow_provider_alta.triggerer_logs import wait_until_read
+
+        read = await wait_until_read(self.closing_line_wait)
+        if read is None:
+            _tell_once_unwatched(self.log)
+        elif not read:
+            self.log.warning(
+                "The triggerer has not read this trigger's log for %g s: %s resumes on a worker, which logs how "
+                "the run ended",
+                self.closing_line_wait,
+                finish.describe(),
+            )
+        return read is not False
 
     async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
         """Wait until the webhook mailbox announces the end, confirmed by one query to Alta.
@@ -291,6 +338,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         return None
 
     async def on_kill(self) -> None:
+        if self._ended is not None:
+            self.log.info(
+                "The trigger was stopped after Alta %s ended %s", self._ended.describe(), self._ended.status.value
+            )
+            return
         self.log.warning(
             "The task was stopped, but Alta has no cancel endpoint: workflow run %s keeps running remotely "
             "and may still consume credits",

@@ -29,3 +29,11 @@ with DAG("t_retry_classes", schedule=None, start_date=datetime.datetime(2026, 1,
 with DAG("t_retry_deferred", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False) as deferred_dag:
     # The test makes Alta reject the key on the triggerer's query only: the invoke on the worker passes.
     AltaRunWorkflowOperator(task_id="rejected_while_deferred", input={"topic": "AI"}, deferrable=True, **RETRIES)
+
+with DAG("t_retry_deferred_not_found", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False) as (
+    deferred_not_found_dag
+):
+    # The test has Alta answer the run's first query 404 (the trigger's): try 1 fails, try 2 reattaches to the run.
+    AltaRunWorkflowOperator(
+        task_id="not_found_while_deferred", input={"topic": "AI"}, deferrable=True, poll_min_interval=0.2, **RETRIES
+    )

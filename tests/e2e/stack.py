@@ -34,6 +34,8 @@ API_KEY = "sk-e2e-SECRET-d41f88a0c7"
 SLOW_KEY = "sk-e2e-SLOW-SECRET-93b2"
 WORKER_KEY = "sk-e2e-WORKER-SECRET-5e1c"
 RETRY_KEY = "sk-e2e-RETRY-SECRET-8a2f"
+#: The key whose runs answer their first query 404: a deferred task's first try fails, its retry reattaches.
+NOT_FOUND_KEY = "sk-e2e-NOTFOUND-SECRET-4c6e"
 WEBHOOK_TOKEN = "whk-e2e-SECRET-0b7d55"
 #: Keys of the webhook wake-up DAGs, by connection id, with their workflows' settings.
 HOOKED = {
@@ -56,6 +58,7 @@ SECRETS = (
     SLOW_KEY,
     WORKER_KEY,
     RETRY_KEY,
+    NOT_FOUND_KEY,
     FINISH_KEY,
     LINEAGE_KEY,
     WEBHOOK_TOKEN,
@@ -261,6 +264,7 @@ class Stack:
                 SLOW_KEY: {"duration": 25.0},
                 WORKER_KEY: {"duration": 15.0},
                 RETRY_KEY: {"duration": 12.0},
+                NOT_FOUND_KEY: {"duration": 12.0, "queries_not_found": 1},
                 FINISH_KEY: FINISH_WORKFLOW,
                 LINEAGE_KEY: {"duration": 12.0},
                 **dict(HOOKED.values()),
@@ -312,6 +316,7 @@ class Stack:
             AIRFLOW_CONN_ALTA_SLOW=conn(SLOW_KEY),
             AIRFLOW_CONN_ALTA_WORKER=conn(WORKER_KEY),
             AIRFLOW_CONN_ALTA_RETRY=conn(RETRY_KEY),
+            AIRFLOW_CONN_ALTA_NOT_FOUND=conn(NOT_FOUND_KEY),
             AIRFLOW_CONN_ALTA_FINISH=conn(FINISH_KEY),
             AIRFLOW_CONN_ALTA_LINEAGE=conn(LINEAGE_KEY),
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",

@@ -35,6 +35,7 @@ from tests.e2e.stack import (
     HOOKED,
     LINEAGE_DAG,
     LINEAGE_KEY,
+    NOT_FOUND_KEY,
     RETRY_KEY,
     SECRETS,
     SLOW_KEY,
@@ -141,6 +142,18 @@ def test_deferred_retry_reattaches(stack):
     assert stack.task_instance("e2e_deferred_retry", run_id, "run")["try_number"] == 2  # try 1 timed out
     assert invokes(stack, RETRY_KEY) == 1
     assert durable_variables(stack, "e2e_deferred_retry") == []
+
+
+def test_a_retry_after_a_404_while_deferred_reattaches(stack):
+    """The trigger's first query answers 404: try 1 fails; try 2 starts afresh and reattaches to the same run."""
+    run_id = stack.trigger("e2e_deferred_not_found")
+    assert stack.wait_dag_run("e2e_deferred_not_found", run_id, timeout=180) == "success"
+    assert stack.task_instance("e2e_deferred_not_found", run_id, "run")["try_number"] == 2
+    assert invokes(stack, NOT_FOUND_KEY) == 1
+    (alta_run,) = stack.alta_runs("e2e_deferred_not_found", run_id, "run")
+    body = stack.emulator(f"/_emulator/runs/{alta_run['workflow_run_id']}")["body"]
+    assert stack.xcom("e2e_deferred_not_found", run_id, "run") == body["output"]
+    assert durable_variables(stack, "e2e_deferred_not_found") == []
 
 
 def durable_variables(stack: Stack, dag_id: str | None = None) -> list[str]:
@@ -285,6 +298,11 @@ def test_deferred_task_ends_in_the_triggerer(stack):
     assert trigger_logs
     trigger_lines = [line for path in trigger_logs for line in path.read_text().splitlines()]
     assert any("supervisor is ready to end tasks here" in line for line in trigger_lines) is in_triggerer
+    # The run's closing line is in the task's log: its trigger's when the trigger ended it, else its worker's.
+    closing = re.compile(r"ended SUCCEED in [0-9.]+ s: cost \S+ credits, \S+ tokens")
+    run_logs = (stack.home / "logs" / f"dag_id={dag_id}").rglob("task_id=run/attempt=1.log*")
+    assert sum(len(closing.findall(path.read_text())) for path in run_logs) == 1
+    assert not closing.search((stack.home / "service-triggerer.log").read_text(errors="replace"))
     assert not [line for line in trigger_lines if "could not be prepared for ending tasks" in line]
     task_log = task_log_of(stack, dag_id, "run")
     assert ("not in the triggerer: on this Airflow (3.0)" in task_log) is not in_triggerer

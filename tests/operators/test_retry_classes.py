@@ -75,6 +75,27 @@ def test_a_key_rejected_in_the_triggerer_fails_fast(alta_emulator, capsys):
     assert SECRET_KEY not in out
 
 
+def test_a_404_while_deferred_is_retried_and_the_retry_reattaches(alta_emulator, capsys):
+    """The trigger's query answers 404 (retryable): try 2 starts afresh at ``execute`` and reattaches to the run,
+    on every release (Airflow 3.0 hands try 2 the event of try 1)."""
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from alta_retry_dags import deferred_not_found_dag
+
+    alta_emulator.configure(api_key=SECRET_KEY, duration=15.0, time_scale=0.02, queries_not_found=1)
+
+    dag_run = deferred_not_found_dag.test()
+    out = plain(capsys.readouterr().out)
+    (ti,) = dag_run.get_task_instances()
+
+    assert (ti.state, ti.try_number) == ("success", 2), out[-3000:]
+    assert alta_emulator.invoke_count() == 1  # no second paid run
+    run_id = ti.xcom_pull(task_ids=ti.task_id, key="workflow_run_id")
+    assert ti.xcom_pull(task_ids=ti.task_id) == alta_emulator.run(run_id)["body"]["output"]
+    assert "AltaNotFoundError" in out and "Reattaching to Alta todayNews 1.0.1 run" in out
+    assert SECRET_KEY not in out
+
+
 def demo_task_errors(log: str) -> list[str]:
     import importlib.util
 

@@ -156,7 +156,7 @@ def test_forged_and_replayed_notices_do_not_finish_the_task(webhooks, receiver_u
     assert result.ti("run").end_date.timestamp() >= webhooks.run(run_id)["ends_at"]
 
 
-def test_duration_aware_first_query_near_the_expected_end(alta_conn, alta_emulator):
+def test_duration_aware_first_query_near_the_expected_end(airflow_db, alta_conn, alta_emulator):
     alta_emulator.configure(duration=3.0)
     first = run_dag("t_duration_aware")
     assert first.state == "success"
@@ -171,7 +171,7 @@ def test_duration_aware_first_query_near_the_expected_end(alta_conn, alta_emulat
     assert alta_emulator.request_count("query") <= 2 < polls_first
 
 
-def test_webhook_without_the_receiver_configured_fails_before_any_request(alta_conn, alta_emulator, capsys):
+def test_webhook_without_the_receiver_configured_fails_before_any_request(airflow_db, alta_conn, alta_emulator, capsys):
     result = run_dag("t_webhook")
     assert result.state == "failed"
     out = plain(capsys.readouterr().out)
@@ -188,7 +188,7 @@ def test_webhook_without_a_secret_fails_before_any_request(alta_conn, alta_emula
     assert alta_emulator.request_count() == 0
 
 
-async def test_unreadable_mailbox_leaves_polling_in_charge(alta_conn, alta_emulator, capsys):
+async def test_unreadable_mailbox_leaves_polling_in_charge(airflow_db, alta_conn, alta_emulator, capsys):
     """A mailbox that cannot be read (here: a map index the database cannot hold): logged three times, then
     quiet, and polling finishes the run."""
     from airflow_provider_alta.hooks.alta import AltaHook

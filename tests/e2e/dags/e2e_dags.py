@@ -38,6 +38,18 @@ with DAG("e2e_deferred_retry", schedule=None, start_date=START, catchup=False) a
         retry_delay=datetime.timedelta(seconds=1),
     )
 
+# The run's first query answers 404: the first try fails, and its retry reattaches to the run instead of invoking.
+with DAG("e2e_deferred_not_found", schedule=None, start_date=START, catchup=False) as deferred_not_found:
+    AltaRunWorkflowOperator(
+        task_id="run",
+        alta_conn_id="alta_not_found",
+        input={"topic": "NotFound"},
+        deferrable=True,
+        timeout=600,
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=1),
+    )
+
 #: Twenty runs per DAG: detection delay and queries, webhook against polling alone.
 TOPICS = [{"topic": f"Topic {index}"} for index in range(20)]
 
