@@ -32,6 +32,7 @@ PARSE_PATH = {
     "airflow_provider_alta.exceptions",
     "airflow_provider_alta.failures",
     "airflow_provider_alta.fidelity",
+    "airflow_provider_alta.fresh_retry",
     "airflow_provider_alta.lineage",
     "airflow_provider_alta.links",
     "airflow_provider_alta.operators",

@@ -21,6 +21,7 @@ from airflow_provider_alta.exceptions import (
 )
 from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
+from airflow_provider_alta.fresh_retry import FreshRetryMixin
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.links import AltaRunLink
 from airflow_provider_alta.polling import PollingSettings
@@ -79,7 +80,7 @@ def _is_unrendered(value: Any) -> bool:
     return False
 
 
-class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
+class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
     """Run the Alta workflow selected by a connection's API key, and return its output.
 
     Modes:
@@ -180,6 +181,7 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
     }
     ui_color = "#e8f1fb"
     operator_extra_links = (AltaRunLink(),)
+    fresh_start = "it reattaches to the run when the run is still going or succeeded"
 
     def __init__(
         self,
@@ -625,21 +627,6 @@ class AltaRunWorkflowOperator(RunLineageMixin, BaseOperator):
                 context["ti"].xcom_push(key=key, value=value)
                 pushed.append(key)
         return tuple(pushed)
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume after the trigger fired; a try handed the deferral of an earlier one (Airflow 3.0) starts afresh."""
-        from airflow_provider_alta.compat import earlier_deferring_try
-
-        earlier = earlier_deferring_try(context, next_kwargs)
-        if earlier is not None:
-            self.log.info(
-                "This is try %s, resumed with what ended the wait of try %s: starting it afresh (it reattaches to "
-                "the run when the run is still going or succeeded)",
-                context["ti"].try_number,
-                earlier,
-            )
-            return self.execute(context)
-        return super().resume_execution(next_method, next_kwargs, context)
 
     @classify_errors
     def execute_complete(

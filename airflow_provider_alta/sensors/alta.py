@@ -14,6 +14,7 @@ from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
 from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.fidelity import has_template_syntax
+from airflow_provider_alta.fresh_retry import FreshRetryMixin
 from airflow_provider_alta.lineage import RunLineageMixin
 from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.templated import Templated, rendered
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["AltaWorkflowRunFailedError", "AltaWorkflowRunSensor"]
 
 
-class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
+class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator):
     """Wait for an Alta workflow run to end; return its output.
 
     Usually downstream of ``AltaRunWorkflowOperator(wait_for_completion=False)``::
@@ -63,6 +64,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
     template_fields: Sequence[str] = ("workflow_run_id", "alta_conn_id", "output_schema")
     template_fields_renderers: ClassVar[dict[str, str]] = {"output_schema": "json"}
     ui_color = "#e8f1fb"
+    fresh_start = "it looks at the run again, and waits for it if it is still going"
 
     def __init__(
         self,
@@ -128,6 +130,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         run = self.hook.get_run(self.workflow_run_id)
         if run.is_terminal:
             return self._settle(run, context)
+        from airflow_provider_alta.compat import note_the_deferring_try
         from airflow_provider_alta.triggerer_finish import finish_for
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
@@ -135,6 +138,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
         schema = load_schema(self.output_schema, "output_schema")
         ending = finish_for(self, context, lambda: {"output_schema": schema})
         self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
+        note_the_deferring_try(context)
         self.defer(
             trigger=AltaWorkflowRunTrigger(
                 workflow_run_id=self.workflow_run_id,
@@ -148,7 +152,7 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
                 finish=ending.finish_kwarg(),
             ),
             method_name="execute_complete",
-            kwargs={"workflow_run_id": self.workflow_run_id},
+            kwargs={"workflow_run_id": self.workflow_run_id, "try_number": context["ti"].try_number},
             timeout=None,
         )
 
@@ -161,9 +165,16 @@ class AltaWorkflowRunSensor(RunLineageMixin, BaseSensorOperator):
 
     @classify_errors
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, workflow_run_id: str | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        workflow_run_id: str | None = None,
+        try_number: int | None = None,
     ) -> Any:
-        """Resume after the trigger fired: the same checks and XComs as poke mode."""
+        """Resume after the trigger fired: the same checks and XComs as poke mode.
+
+        ``try_number`` is the try that deferred (see :meth:`resume_execution`).
+        """
         from airflow_provider_alta.completion import queries_in_event, run_from_event
 
         try:

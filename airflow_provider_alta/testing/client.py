@@ -46,7 +46,8 @@ class EmulatorClient:
         self._call("PUT", "/_emulator/workflows", {"api_key": api_key or self.api_key, "workflow": settings})
 
     def inject(self, endpoint: str, kind: str, *, count: int = 1, **options: Any) -> None:
-        """Make the next ``count`` requests to ``endpoint`` ("invoke", "query", "any") misbehave."""
+        """Make the next ``count`` requests to ``endpoint`` ("invoke", "query", "any") misbehave (after ``after=N``
+        more answered as usual, when given)."""
         self._call("POST", "/_emulator/faults", {"endpoint": endpoint, "kind": kind, "count": count, **options})
 
     def stats(self) -> dict[str, Any]:

@@ -205,6 +205,9 @@ class AltaEmulator:
     def _take_fault(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
             if fault.endpoint in (endpoint, "any") and fault.count > 0:
+                if fault.after > 0:  # not yet: this request is answered as usual
+                    fault.after -= 1
+                    return None
                 fault.count -= 1
                 if fault.count == 0:
                     self.faults.remove(fault)

@@ -34,6 +34,7 @@ class Fault:
     delay: float = 0.0
     body: Any = None
     text: str | None = None  # kind "body": served as is instead of ``body`` (e.g. JSON too deep to build)
+    after: int = 0  # matching requests answered normally before the fault starts
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:

@@ -7,6 +7,7 @@ import datetime
 from airflow.sdk import DAG
 
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
 
 FAILING_KEY = "alta-key-of-a-failing-workflow"
 SLOW_KEY = "alta-key-of-a-slow-workflow"
@@ -36,4 +37,13 @@ with DAG("t_retry_deferred_not_found", schedule=None, start_date=datetime.dateti
     # The test has Alta answer the run's first query 404 (the trigger's): try 1 fails, try 2 reattaches to the run.
     AltaRunWorkflowOperator(
         task_id="not_found_while_deferred", input={"topic": "AI"}, deferrable=True, poll_min_interval=0.2, **RETRIES
+    )
+
+with DAG(
+    "t_retry_sensor_not_found", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False
+) as sensor_not_found_dag:
+    # The test has Alta answer the trigger's first query 404: the sensor's try 1 fails, try 2 looks again.
+    started = AltaRunWorkflowOperator(task_id="start", input={"topic": "AI"}, wait_for_completion=False)
+    AltaWorkflowRunSensor(
+        task_id="wait", workflow_run_id=started.output, deferrable=True, poll_min_interval=0.2, **RETRIES
     )

@@ -96,6 +96,28 @@ def test_a_404_while_deferred_is_retried_and_the_retry_reattaches(alta_emulator,
     assert SECRET_KEY not in out
 
 
+def test_a_404_while_the_sensor_is_deferred_is_retried_and_the_retry_looks_again(alta_emulator, capsys):
+    """The sensor's trigger is answered 404: try 2 starts afresh at ``execute`` on every release (Airflow 3.0
+    hands try 2 the event of try 1, which would fail it again)."""
+    if str(DAGS) not in sys.path:
+        sys.path.insert(0, str(DAGS))
+    from alta_retry_dags import sensor_not_found_dag
+
+    alta_emulator.configure(api_key=SECRET_KEY, duration=15.0, time_scale=0.2)  # going on when the sensor looks
+    alta_emulator.inject("query", "status", status=404, after=1)  # the sensor's own first look is answered
+
+    dag_run = sensor_not_found_dag.test()
+    out = plain(capsys.readouterr().out)
+    tries = {ti.task_id: (ti.state, ti.try_number) for ti in dag_run.get_task_instances()}
+
+    assert tries == {"start": ("success", 1), "wait": ("success", 2)}, out[-3000:]
+    assert alta_emulator.invoke_count() == 1
+    wait = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "wait")
+    run_id = wait.xcom_pull(task_ids="start")
+    assert wait.xcom_pull(task_ids="wait") == alta_emulator.run(run_id)["body"]["output"]
+    assert "AltaNotFoundError" in out
+
+
 def demo_task_errors(log: str) -> list[str]:
     import importlib.util
 
