@@ -34,6 +34,10 @@ class AltaError(Exception):
         self.retry_after = retry_after
         super().__init__(self._render())
 
+    def api_facts(self) -> dict[str, Any]:
+        """What the API said (status, code, message, endpoint): for an error that restates this one's cause."""
+        return {"status": self.status, "code": self.code, "api_message": self.api_message, "endpoint": self.endpoint}
+
     def _render(self) -> str:
         facts = []
         if self.status is not None:

@@ -109,10 +109,7 @@ def outcome_unknown(request: ApiRequest, exc: AltaError) -> AltaError:
         f"The invoke request may have started a workflow run, but no answer confirmed it ({exc.cause}). "
         "It was not retried, to avoid a second paid run. Check the run history in Alta's dashboard "
         "before running the task again",
-        status=exc.status,
-        code=exc.code,
-        api_message=exc.api_message,
-        endpoint=exc.endpoint,
+        **exc.api_facts(),
         workflow_run_id=exc.workflow_run_id,
     )
 

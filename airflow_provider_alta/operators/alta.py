@@ -551,10 +551,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
                 f"Alta does not know the run {stored} that a previous try of this task started (it may have expired "
                 "from Alta's history, or the connection now holds another key), so whether it ran and what it cost "
                 "is unknown; this try does not start a new paid run in its place",
-                status=err.status,
-                code=err.code,
-                api_message=err.api_message,
-                endpoint=err.endpoint,
+                **err.api_facts(),
                 workflow_run_id=stored,
             )
         self.log.warning(
