@@ -19,6 +19,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from airflow_provider_alta._airflow.version_compat import AirflowFailException
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaContractError,
@@ -31,7 +32,6 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
     _rebuild,
 )
-from airflow_provider_alta.version_compat import AirflowFailException
 
 
 class _NoRetry:

@@ -24,7 +24,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
         "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
         "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
-        "extra-links": ["airflow_provider_alta.links.AltaRunLink"],
+        "extra-links": ["airflow_provider_alta.links.alta.AltaRunLink"],
         "task-decorators": [{"name": "alta", "class-name": "airflow_provider_alta.decorators.alta.alta_task"}],
         "config": {
             "alta": {

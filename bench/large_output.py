@@ -67,7 +67,7 @@ def _measure(mode: str, url: str, key: str) -> None:
     import requests
 
     import airflow_provider_alta
-    from airflow_provider_alta.completion import event_body, finish_run, run_from_event
+    from airflow_provider_alta._airflow.finishing import event_body, finish_run, run_from_event
     from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 
     os.environ["AIRFLOW_CONN_ALTA_DEFAULT"] = json.dumps({"conn_type": "alta", "host": url, "password": key})

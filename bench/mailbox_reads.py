@@ -7,7 +7,7 @@ mailbox. Then, for 100 and 500 waiting tasks, side by side:
 
 * per task (before): every task reads its mailbox XCom once a second, the request the triggerer's Execution API
   channel makes (``GET /execution/xcoms/...``, with an Execution API token), spread evenly over the second;
-* batched (now): one :func:`airflow_provider_alta.mailbox_reader.watch_mailbox` per task, the reader sending
+* batched (now): one :func:`airflow_provider_alta._webhook.mailbox_reader.watch_mailbox` per task, the reader sending
   ``POST /alta/mailboxes`` once a second for all of them.
 
 For each: mailbox reads the API server answered per second (requests, and task mailboxes covered), the CPU of
@@ -47,8 +47,8 @@ from airflow.api_fastapi.execution_api.app import _jwt_generator
 from airflow.models.taskinstance import TaskInstance
 from airflow.utils.session import create_session
 from sqlalchemy import select
-from airflow_provider_alta.compat import set_xcom
-from airflow_provider_alta.webhook import MAILBOX_KEY, empty_mailbox
+from airflow_provider_alta._airflow.compat import set_xcom
+from airflow_provider_alta._webhook.contract import MAILBOX_KEY, empty_mailbox
 
 dag_id, run_id, conn_id = sys.argv[1:4]
 generator = _jwt_generator()
@@ -126,7 +126,7 @@ class Phase:
 
     async def deliver(self, session: Any) -> None:
         """Webhooks for ``DELIVERIES`` tasks spread over the window, through the receiver (it writes the notice)."""
-        from airflow_provider_alta.webhook import SIGNATURE_HEADER, TaskInstanceRef, WebhookGrant, sign
+        from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, TaskInstanceRef, WebhookGrant, sign
 
         step = max(1, self.size // DELIVERIES)
         chosen = list(range(0, self.size, step))[:DELIVERIES]
@@ -146,7 +146,7 @@ class Phase:
 
     async def per_task(self, session: Any) -> None:
         """Every task reads its mailbox once a second through the Execution API, as its trigger did."""
-        from airflow_provider_alta.webhook import MAILBOX_KEY, announces_end
+        from airflow_provider_alta._webhook.contract import MAILBOX_KEY, announces_end
 
         async def one(index: int) -> None:
             ti = self.tis[index]
@@ -173,8 +173,8 @@ class Phase:
 
     async def batched(self) -> None:
         """Every task waits on the connection's batched reader."""
-        from airflow_provider_alta.mailbox_reader import active_readers, watch_mailbox
-        from airflow_provider_alta.webhook import TaskInstanceRef
+        from airflow_provider_alta._webhook.contract import TaskInstanceRef
+        from airflow_provider_alta._webhook.mailbox_reader import active_readers, watch_mailbox
 
         async def one(index: int) -> None:
             ref = TaskInstanceRef(CONN_ID, DAG_ID, self.run_id, TASK_ID, self.tis[index]["map_index"])

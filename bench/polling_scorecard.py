@@ -13,7 +13,7 @@ import math
 import random
 from collections.abc import Callable
 
-from airflow_provider_alta.polling import PollingSettings, adaptive_interval
+from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval
 
 DURATIONS = [5, 60, 600, 3600]
 
@@ -86,8 +86,8 @@ def _schedule(
     rng: random.Random, history: list[float] | None = None, webhook_fallback: float | None = None
 ) -> Callable[[float], float]:
     """The operator's schedule: its settings, its expected duration from ``history``, its webhook spacing."""
-    from airflow_provider_alta.polling import settings_for_run
-    from airflow_provider_alta.waiting import PollSchedule
+    from airflow_provider_alta._core.polling import settings_for_run
+    from airflow_provider_alta._core.waiting import PollSchedule
 
     settings = settings_for_run(PollingSettings(), history or [], webhook_fallback)
     return PollSchedule(settings, started_at=0.0, rng=rng).delay_after_status
@@ -197,9 +197,9 @@ def free_tier(slots: int = 10, per_day: int = 100, run_seconds: float = 600) -> 
 def _budgeted_day(slots: int, per_day: int, run_seconds: float) -> tuple[int, float]:
     import heapq
 
-    from airflow_provider_alta.protocol import RateLimitInfo
-    from airflow_provider_alta.ratelimit import RateBudget
-    from airflow_provider_alta.waiting import PollSchedule
+    from airflow_provider_alta._core.protocol import RateLimitInfo
+    from airflow_provider_alta._core.ratelimit import RateBudget
+    from airflow_provider_alta._core.waiting import PollSchedule
 
     day, used = 86_400.0, 0
     budget = RateBudget()

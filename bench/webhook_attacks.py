@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 
-from airflow_provider_alta.webhook import SIGNATURE_HEADER, URL_PREFIX, TaskInstanceRef, WebhookGrant, sign
+from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, URL_PREFIX, TaskInstanceRef, WebhookGrant, sign
 from tests.e2e.stack import BIN, Stack, loopback_env, wait_for
 
 SECRET = "whs-bench-SECRET-5c0ffee5b3"

@@ -113,7 +113,7 @@ def alta_conn(alta_emulator, monkeypatch) -> Iterator[str]:
         "AIRFLOW_CONN_ALTA_DEFAULT",
         alta_emulator.connection_uri(SECRET_KEY, retry_backoff=0.2, retry_max_wait=20),
     )
-    from airflow_provider_alta.ratelimit import reset_budgets
+    from airflow_provider_alta._core.ratelimit import reset_budgets
 
     reset_budgets()
     alta_emulator.api_key = SECRET_KEY

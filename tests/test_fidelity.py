@@ -8,14 +8,14 @@ import urllib.request
 
 import pytest
 
+from airflow_provider_alta._core.json_limits import MAX_DEPTH, depth_of, has_template_syntax, json_problem
+from airflow_provider_alta._core.protocol import invoke_request, parse_response, query_request
 from airflow_provider_alta.exceptions import (
     AltaInvokeOutcomeUnknownError,
     AltaResponseTooDeepError,
     AltaValidationError,
 )
-from airflow_provider_alta.fidelity import MAX_DEPTH, depth_of, has_template_syntax, json_problem
 from airflow_provider_alta.hooks.alta import AltaHook
-from airflow_provider_alta.protocol import invoke_request, parse_response, query_request
 from tests.conftest import SECRET_KEY
 
 

@@ -29,20 +29,23 @@ def test_operator_and_sensor_do_not_import_http_clients():
 #: class definitions. What the task needs when it runs (the finish, the run-id store, the webhook, the triggerer's
 #: side, the Airflow plumbing) is imported when it runs.
 PARSE_PATH = {
+    "airflow_provider_alta._airflow",
+    "airflow_provider_alta._airflow.fresh_retry",
+    "airflow_provider_alta._airflow.lineage",
+    "airflow_provider_alta._airflow.version_compat",
+    "airflow_provider_alta._core",
+    "airflow_provider_alta._core.json_limits",
+    "airflow_provider_alta._core.polling",
+    "airflow_provider_alta._core.validation",
     "airflow_provider_alta.exceptions",
     "airflow_provider_alta.failures",
-    "airflow_provider_alta.fidelity",
-    "airflow_provider_alta.fresh_retry",
-    "airflow_provider_alta.lineage",
     "airflow_provider_alta.links",
+    "airflow_provider_alta.links.alta",
     "airflow_provider_alta.operators",
     "airflow_provider_alta.operators.alta",
-    "airflow_provider_alta.polling",
     "airflow_provider_alta.sensors",
     "airflow_provider_alta.sensors.alta",
     "airflow_provider_alta.templated",
-    "airflow_provider_alta.validation",
-    "airflow_provider_alta.version_compat",
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from referencing import Registry, Resource
 
 import airflow_provider_alta
-from airflow_provider_alta.lineage import (
+from airflow_provider_alta._airflow.lineage import (
     FACET_NAME,
     SCHEMA_DEF,
     SCHEMA_FILE,

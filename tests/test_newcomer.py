@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_alta._core.ratelimit import reset_budgets
 from airflow_provider_alta.exceptions import AltaError
 from airflow_provider_alta.failures import for_airflow
 from airflow_provider_alta.hooks.alta import AltaHook
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
-from airflow_provider_alta.ratelimit import reset_budgets
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY
 from tests.emulator_cli import Emulator
 from tests.test_readme import python_blocks, user_env

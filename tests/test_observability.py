@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_alta.compat import reset_stats
-from airflow_provider_alta.lineage import SCHEMA_URL
-from airflow_provider_alta.triggerer_finish import OPENLINEAGE_REASON
+from airflow_provider_alta._airflow.compat import reset_stats
+from airflow_provider_alta._airflow.lineage import SCHEMA_URL
+from airflow_provider_alta._airflow.triggerer_finish import OPENLINEAGE_REASON
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
 from tests.test_lineage import facet_validator
@@ -148,7 +148,7 @@ def test_a_run_that_never_started_sends_no_run_metrics(alta_emulator, statsd):
 TRIGGERER_EMIT = """
 import asyncio
 import airflow.jobs.triggerer_job_runner  # a triggerer process (on 3.2+ its own metrics use core's client)
-from airflow_provider_alta.metrics import emit_run_metrics
+from airflow_provider_alta._airflow.metrics import emit_run_metrics
 from airflow_provider_alta.models import WorkflowRun
 
 run = WorkflowRun.from_response(
@@ -337,7 +337,7 @@ def test_no_link_without_a_template_or_a_run(alta_emulator, monkeypatch):
 
 
 def test_run_url_quotes_the_run_id():
-    from airflow_provider_alta.links import run_url
+    from airflow_provider_alta.links.alta import run_url
 
     assert run_url(TEMPLATE, "a/b c?d") == "https://app.example/runs/a%2Fb%20c%3Fd?view=cost"
     assert run_url(None, "run-1") == "" and run_url(TEMPLATE, None) == ""
@@ -352,7 +352,7 @@ def test_run_url_quotes_the_run_id():
     ],
 )
 def test_a_bad_run_url_template_is_refused(template, message):
-    from airflow_provider_alta.connection import AltaConnectionConfig
+    from airflow_provider_alta._core.connection import AltaConnectionConfig
     from airflow_provider_alta.exceptions import AltaValidationError
 
     with pytest.raises(AltaValidationError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:

@@ -8,6 +8,11 @@ import random
 
 import pytest
 
+from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval, expected_duration, settings_for_run
+from airflow_provider_alta._core.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
+from airflow_provider_alta._core.ratelimit import RateBudget, key_fingerprint
+from airflow_provider_alta._core.retries import RetrySettings, may_retry, retry_delay
+from airflow_provider_alta._core.waiting import OutageReport, PollSchedule, RunWaiter
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaNotFoundError,
@@ -17,11 +22,6 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.polling import PollingSettings, adaptive_interval, expected_duration, settings_for_run
-from airflow_provider_alta.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
-from airflow_provider_alta.ratelimit import RateBudget, key_fingerprint
-from airflow_provider_alta.retries import RetrySettings, may_retry, retry_delay
-from airflow_provider_alta.waiting import OutageReport, PollSchedule, RunWaiter
 
 INVOKE = invoke_request({"input": {}})
 QUERY = query_request("r")
@@ -235,7 +235,7 @@ def test_a_resume_with_an_earlier_tries_deferral_is_recognised():
     """Airflow 3.0 hands a retry of a deferred task the previous try's deferral (its event, or ``__fail__``)."""
     from types import SimpleNamespace
 
-    from airflow_provider_alta.compat import earlier_deferring_try, retry_resumes_the_last_deferral
+    from airflow_provider_alta._airflow.compat import earlier_deferring_try, retry_resumes_the_last_deferral
 
     second_try = {"ti": SimpleNamespace(try_number=2, task_id="t", map_index=-1, xcom_pull=lambda **_: None)}
     assert earlier_deferring_try(second_try, {"try_number": 1, "event": {}}) == 1

@@ -2,8 +2,8 @@
 
 :class:`AltaHook` (requests) serves workers; :class:`AltaAsyncHook` (aiohttp)
 serves triggers. Both are thin shells: requests are built, answers parsed,
-errors typed and retries decided in :mod:`airflow_provider_alta.protocol`,
-:mod:`~airflow_provider_alta.retries` and :mod:`~airflow_provider_alta.polling`.
+errors typed and retries decided in :mod:`airflow_provider_alta._core.protocol`,
+:mod:`~airflow_provider_alta._core.retries` and :mod:`~airflow_provider_alta._core.polling`.
 ``requests`` and ``aiohttp`` are imported only when a request is made, so a DAG
 file importing an operator stays cheap to parse.
 """
@@ -18,19 +18,15 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta.compat import AirflowNotFoundException, BaseHook, aget_connection, legacy_connection_form
-from airflow_provider_alta.connection import CONN_TYPE, AltaConnectionConfig
-from airflow_provider_alta.exceptions import (
-    AltaError,
-    AltaInvalidResponseError,
-    AltaNotFoundError,
-    AltaRateLimitError,
-    AltaTransportError,
-    AltaValidationError,
+from airflow_provider_alta._airflow.compat import (
+    AirflowNotFoundException,
+    BaseHook,
+    aget_connection,
+    legacy_connection_form,
 )
-from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.polling import PollingSettings
-from airflow_provider_alta.protocol import (
+from airflow_provider_alta._core.connection import CONN_TYPE, AltaConnectionConfig
+from airflow_provider_alta._core.polling import PollingSettings
+from airflow_provider_alta._core.protocol import (
     QUERY_PATH,
     ApiRequest,
     invoke_request,
@@ -40,10 +36,19 @@ from airflow_provider_alta.protocol import (
     query_request,
     redact,
 )
-from airflow_provider_alta.ratelimit import RateBudget, budget_for
-from airflow_provider_alta.retries import outcome_unknown, tenacity_kwargs
-from airflow_provider_alta.validation import build_invoke_body, ensure_positive_number, ensure_run_id
-from airflow_provider_alta.waiting import Notice, NoticeCallback, OutageReport, PollSchedule, RunWaiter
+from airflow_provider_alta._core.ratelimit import RateBudget, budget_for
+from airflow_provider_alta._core.retries import outcome_unknown, tenacity_kwargs
+from airflow_provider_alta._core.validation import build_invoke_body, ensure_positive_number, ensure_run_id
+from airflow_provider_alta._core.waiting import Notice, NoticeCallback, OutageReport, PollSchedule, RunWaiter
+from airflow_provider_alta.exceptions import (
+    AltaError,
+    AltaInvalidResponseError,
+    AltaNotFoundError,
+    AltaRateLimitError,
+    AltaTransportError,
+    AltaValidationError,
+)
+from airflow_provider_alta.models import WorkflowRun
 
 if TYPE_CHECKING:
     import aiohttp
@@ -320,7 +325,7 @@ class AltaHook(_AltaHookBase):
         ``initial`` is a state already known (e.g. the invoke's answer): the
         first query then waits a full interval instead of going out at once.
         A streak of failed queries is logged (throttled, see
-        :class:`~airflow_provider_alta.waiting.OutageReport`) through
+        :class:`~airflow_provider_alta._core.waiting.OutageReport`) through
         ``on_notice``, by default to this hook's log.
         """
         request = query_request(ensure_run_id(workflow_run_id))

@@ -12,21 +12,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_alta.exceptions import (
-    AltaError,
-    AltaInvokeOutcomeUnknownError,
-    AltaNotFoundError,
-    AltaRunUnknownError,
-    AltaValidationError,
+from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
+from airflow_provider_alta._airflow.lineage import RunLineageMixin
+from airflow_provider_alta._airflow.version_compat import conf
+from airflow_provider_alta._core.json_limits import (
+    MAX_DEPTH,
+    AltaLiteral,
+    Problem,
+    depth_of,
+    has_template_syntax,
+    json_problem,
 )
-from airflow_provider_alta.failures import classify_errors
-from airflow_provider_alta.fidelity import MAX_DEPTH, AltaLiteral, Problem, depth_of, has_template_syntax, json_problem
-from airflow_provider_alta.fresh_retry import FreshRetryMixin
-from airflow_provider_alta.lineage import RunLineageMixin
-from airflow_provider_alta.links import AltaRunLink
-from airflow_provider_alta.polling import PollingSettings
-from airflow_provider_alta.templated import Templated, rendered
-from airflow_provider_alta.validation import (
+from airflow_provider_alta._core.polling import PollingSettings
+from airflow_provider_alta._core.validation import (
     build_invoke_body,
     ensure_json_object,
     ensure_output_format,
@@ -36,18 +34,27 @@ from airflow_provider_alta.validation import (
     normalize_webhooks,
     not_carried,
 )
-from airflow_provider_alta.version_compat import conf
+from airflow_provider_alta.exceptions import (
+    AltaError,
+    AltaInvokeOutcomeUnknownError,
+    AltaNotFoundError,
+    AltaRunUnknownError,
+    AltaValidationError,
+)
+from airflow_provider_alta.failures import classify_errors
+from airflow_provider_alta.links.alta import AltaRunLink
+from airflow_provider_alta.templated import Templated, rendered
 
 # Only what a DAG file's parse needs is imported above (Airflow parses DAG files all the time): what the task
 # needs when it runs (the finish, the run-id store, the webhook, the triggerer's side) is imported where it runs.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_alta.compat import RunIdStore
+    from airflow_provider_alta._airflow.compat import RunIdStore
+    from airflow_provider_alta._airflow.triggerer_finish import Ending
+    from airflow_provider_alta._webhook.contract import TaskInstanceRef
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
-    from airflow_provider_alta.triggerer_finish import Ending
-    from airflow_provider_alta.webhook import TaskInstanceRef
 
 __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
@@ -364,12 +371,12 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
         Returns the webhooks to send: the user's, plus the receiver's with ``airflow_webhook``.
         """
-        from airflow_provider_alta.webhook import SIGNATURE_HEADER, WebhookSettings, airflow_webhook
+        from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, WebhookSettings, airflow_webhook
 
         self._check_values(rendered=True)
         schema = load_schema(self.input_schema, "input_schema", self._schema_dir())
         if schema is not None:
-            from airflow_provider_alta.completion import schema_violation
+            from airflow_provider_alta._airflow.finishing import schema_violation
 
             problem = schema_violation(schema, self.input)
             if problem:
@@ -389,8 +396,8 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     @classify_errors
     def execute(self, context: Context) -> Any:
-        from airflow_provider_alta.completion import XCOM_RUN_ID
-        from airflow_provider_alta.webhook import MAILBOX_KEY, empty_mailbox
+        from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+        from airflow_provider_alta._webhook.contract import MAILBOX_KEY, empty_mailbox
 
         webhooks = self._validate_before_send(context)
         polling = self._polling_for(context)
@@ -423,7 +430,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _polling_for(self, context: Context) -> PollingSettings:
         """The schedule of this run: the fallback spacing with a webhook, the expected end when known."""
-        from airflow_provider_alta.polling import settings_for_run
+        from airflow_provider_alta._core.polling import settings_for_run
 
         history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
         fallback = self.webhook_fallback_interval if self.airflow_webhook else None
@@ -443,8 +450,8 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         A mapped task's instances run one workflow over different inputs, and an instance's map index names no
         input from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
         """
-        from airflow_provider_alta.compat import earlier_xcoms, pull_latest_xcom
-        from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS
+        from airflow_provider_alta._airflow.compat import earlier_xcoms, pull_latest_xcom
+        from airflow_provider_alta._airflow.finishing import XCOM_RECENT_DURATIONS
 
         if self._recent_ms is not None:
             return self._recent_ms
@@ -463,7 +470,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _webhook_already_in(self, context: Context, run: WorkflowRun) -> WorkflowRun:
         """A webhook that arrived before the deferral: confirm it now and skip the triggerer."""
-        from airflow_provider_alta.webhook import MAILBOX_KEY, announces_end
+        from airflow_provider_alta._webhook.contract import MAILBOX_KEY, announces_end
 
         ti = context["ti"]
         notice = ti.xcom_pull(task_ids=ti.task_id, key=MAILBOX_KEY, map_indexes=ti.map_index)
@@ -565,7 +572,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
-        from airflow_provider_alta.compat import note_the_deferring_try
+        from airflow_provider_alta._airflow.compat import note_the_deferring_try
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
@@ -593,8 +600,8 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _ending(self, context: Context, run: WorkflowRun) -> Ending:
         """Where this task ends when its run succeeds: what the trigger needs to end it itself, or why it may not."""
-        from airflow_provider_alta.compat import variable_key
-        from airflow_provider_alta.triggerer_finish import finish_for
+        from airflow_provider_alta._airflow.compat import variable_key
+        from airflow_provider_alta._airflow.triggerer_finish import finish_for
 
         keeps_history = self.duration_aware and self.do_xcom_push
         return finish_for(
@@ -616,7 +623,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
         ``workflow_run_id`` went out in ``execute``; the workflow's name and version are known from the invoke.
         """
-        from airflow_provider_alta.completion import XCOM_RUN_ID
+        from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
 
         pushed = [XCOM_RUN_ID]
         for key, value in (("workflow_name", run.workflow_name), ("workflow_version", run.workflow_version)):
@@ -637,14 +644,19 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
         ``try_number`` is the try that deferred (see :meth:`resume_execution`).
         """
-        from airflow_provider_alta.completion import queries_in_event, run_from_event
+        from airflow_provider_alta._airflow.finishing import queries_in_event, run_from_event
 
         run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)
         self._run_id = run.workflow_run_id
         return self._finish(run, context, trigger_queries=queries_in_event(event))
 
     def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
-        from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS, extended_history, finish_run, queries_sent
+        from airflow_provider_alta._airflow.finishing import (
+            XCOM_RECENT_DURATIONS,
+            extended_history,
+            finish_run,
+            queries_sent,
+        )
         from airflow_provider_alta.models import RunStatus
 
         self._final_run = run
@@ -676,13 +688,13 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _store(self, context: Context) -> RunIdStore:
         """Where this task keeps its run id: somewhere its trigger can forget it, when the trigger may end it."""
-        from airflow_provider_alta.compat import run_id_store
+        from airflow_provider_alta._airflow.compat import run_id_store
 
         return run_id_store(context, STATE_KEY, trigger_forgets=self._may_end_in_triggerer())
 
     def _may_end_in_triggerer(self) -> bool:
         """Whether the trigger may end this task: fixed by the task's settings, so every try agrees."""
-        from airflow_provider_alta.triggerer_finish import why_not_in_triggerer
+        from airflow_provider_alta._airflow.triggerer_finish import why_not_in_triggerer
 
         return self.deferrable and self.end_in_triggerer and why_not_in_triggerer(self) is None
 
@@ -708,7 +720,7 @@ def _masked_headers(webhooks: Any) -> Any:
 
 
 def _ref(operator: AltaRunWorkflowOperator, context: Context) -> TaskInstanceRef:
-    from airflow_provider_alta.webhook import TaskInstanceRef
+    from airflow_provider_alta._webhook.contract import TaskInstanceRef
 
     ti = context["ti"]
     return TaskInstanceRef(

@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_alta.compat import conf, plugin_nav_views
+from airflow_provider_alta._airflow.compat import conf, plugin_nav_views
+from airflow_provider_alta._webhook.contract import URL_PREFIX as WEBHOOK_PREFIX
+from airflow_provider_alta._webhook.contract import WebhookSettings
 from airflow_provider_alta.plugins.lazy_app import ASGIApp, LazyASGIApp
-from airflow_provider_alta.webhook import URL_PREFIX as WEBHOOK_PREFIX
-from airflow_provider_alta.webhook import WebhookSettings
 
 #: Where the spend view is mounted (kept equal to ``spend_view.URL_PREFIX``, which only the API server imports).
 SPEND_PREFIX = "/alta-spend"
@@ -49,7 +49,7 @@ def _spend_app() -> ASGIApp:
 
 
 def _receiver_app() -> ASGIApp:
-    from airflow_provider_alta.plugins.webhook_receiver import create_app
+    from airflow_provider_alta._webhook.receiver import create_app
 
     return create_app()
 

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
+from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
+from airflow_provider_alta._airflow.lineage import RunLineageMixin
+from airflow_provider_alta._airflow.version_compat import AirflowSensorTimeout, AirflowSkipException, conf
+from airflow_provider_alta._core.json_limits import has_template_syntax
+from airflow_provider_alta._core.polling import PollingSettings
+from airflow_provider_alta._core.validation import ensure_output_format, ensure_run_id, load_schema
 from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
 from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
-from airflow_provider_alta.fidelity import has_template_syntax
-from airflow_provider_alta.fresh_retry import FreshRetryMixin
-from airflow_provider_alta.lineage import RunLineageMixin
-from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.templated import Templated, rendered
-from airflow_provider_alta.validation import ensure_output_format, ensure_run_id, load_schema
-from airflow_provider_alta.version_compat import AirflowSensorTimeout, AirflowSkipException, conf
 
 # What the task needs when it runs (the finish, the triggerer's side) is imported where it runs: DAG files import
 # the sensor on every parse.
@@ -104,7 +104,7 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
         return AltaHook(self.alta_conn_id)
 
     def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
-        from airflow_provider_alta.completion import finish_run, queries_sent
+        from airflow_provider_alta._airflow.finishing import finish_run, queries_sent
 
         self._final_run = run
         return finish_run(
@@ -130,8 +130,8 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
         run = self.hook.get_run(self.workflow_run_id)
         if run.is_terminal:
             return self._settle(run, context)
-        from airflow_provider_alta.compat import note_the_deferring_try
-        from airflow_provider_alta.triggerer_finish import finish_for
+        from airflow_provider_alta._airflow.compat import note_the_deferring_try
+        from airflow_provider_alta._airflow.triggerer_finish import finish_for
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
@@ -175,7 +175,7 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
 
         ``try_number`` is the try that deferred (see :meth:`resume_execution`).
         """
-        from airflow_provider_alta.completion import queries_in_event, run_from_event
+        from airflow_provider_alta._airflow.finishing import queries_in_event, run_from_event
 
         try:
             run = run_from_event(event, workflow_run_id, fetch=self.hook.get_run)

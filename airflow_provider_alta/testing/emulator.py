@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 from aiohttp import ClientSession, ClientTimeout, web
 
-from airflow_provider_alta.fidelity import depth_of
+from airflow_provider_alta._core.json_limits import depth_of
 from airflow_provider_alta.testing.model import (
     FAULT_KINDS,
     INVOKE,

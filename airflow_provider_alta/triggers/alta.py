@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from airflow_provider_alta.completion import (
+from airflow_provider_alta._airflow.finishing import (
     EVENT_ERROR,
     EVENT_QUERIES,
     OUTPUT_WITHHELD,
@@ -17,15 +17,15 @@ from airflow_provider_alta.completion import (
     event_body,
     log_closing_line,
 )
+from airflow_provider_alta._airflow.metrics import emit_run_metrics
+from airflow_provider_alta._airflow.triggerer_finish import TriggererFinish
+from airflow_provider_alta._airflow.triggerer_warmup import prepare_supervisor
+from airflow_provider_alta._core.polling import PollingSettings
+from airflow_provider_alta._core.validation import ensure_positive_number
+from airflow_provider_alta._core.waiting import Notice
+from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, announces_end
 from airflow_provider_alta.exceptions import AltaError, AltaTimeoutError
-from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.polling import PollingSettings
-from airflow_provider_alta.triggerer_finish import TriggererFinish
-from airflow_provider_alta.triggerer_warmup import prepare_supervisor
-from airflow_provider_alta.validation import ensure_positive_number
-from airflow_provider_alta.waiting import Notice
-from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, announces_end
 
 if TYPE_CHECKING:
     from airflow_provider_alta.hooks.alta import AltaAsyncHook
@@ -73,7 +73,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     :param mailbox_interval: seconds between two mailbox reads (no API call).
     :param workflow_name: the run's workflow, when known, so that every log line names the run the same way.
     :param workflow_version: that workflow's version, when known.
-    :param finish: a :class:`~airflow_provider_alta.triggerer_finish.TriggererFinish` as a dict: when the run
+    :param finish: a :class:`~airflow_provider_alta._airflow.triggerer_finish.TriggererFinish` as a dict: when the run
         SUCCEEDs and the task's contracts hold, the trigger pushes the task's XComs, forgets its stored run
         id and ends it with ``TaskSuccessEvent``, so no worker runs it again. Only in a real triggerer:
         ``dag.test()`` runs triggers inline and always resumes the task.
@@ -92,7 +92,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     """
 
     #: Seconds a trigger about to end its task waits for the triggerer to read its closing line; past them the task
-    #: resumes on a worker instead, which logs the line (see :mod:`airflow_provider_alta.triggerer_logs`).
+    #: resumes on a worker instead, which logs the line (see :mod:`airflow_provider_alta._airflow.triggerer_logs`).
     closing_line_wait: ClassVar[float] = 30.0
 
     def __init__(
@@ -183,7 +183,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         self.log.log(notice.level, "%s", notice.message)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_alta import compat
+        from airflow_provider_alta._airflow import compat
         from airflow_provider_alta.hooks.alta import AltaAsyncHook
 
         if self._finish is not None and compat.in_triggerer():
@@ -222,11 +222,11 @@ class AltaWorkflowRunTrigger(BaseTrigger):
 
         The closing line comes first, and the triggerer has read it before the first request that lets the task
         end: the triggerer writes the lines of an ended trigger that it had not read yet to its own output, not to
-        the task's log (:mod:`airflow_provider_alta.triggerer_logs`). A triggerer too busy to read it within
+        the task's log (:mod:`airflow_provider_alta._airflow.triggerer_logs`). A triggerer too busy to read it within
         :attr:`closing_line_wait` seconds has the task resume on a worker, which logs it.
         """
-        from airflow_provider_alta import compat
-        from airflow_provider_alta.triggerer_logs import wait_until_read
+        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._airflow.triggerer_logs import wait_until_read
 
         finish = self._finish
         assert finish is not None
@@ -265,7 +265,7 @@ class AltaWorkflowRunTrigger(BaseTrigger):
 
     async def _closing_line_read(self, finish: TriggererFinish) -> bool:
         """Whether the triggerer has read the closing line (or cannot tell); ``False``, and why, when it is too busy."""
-        from airflow_provider_alta.triggerer_logs import wait_until_read
+        from airflow_provider_alta._airflow.triggerer_logs import wait_until_read
 
         read = await wait_until_read(self.closing_line_wait)
         if read is None:
@@ -282,12 +282,12 @@ class AltaWorkflowRunTrigger(BaseTrigger):
     async def _watch_mailbox(self, hook: AltaAsyncHook, ref: TaskInstanceRef) -> WorkflowRun:
         """Wait until the webhook mailbox announces the end, confirmed by one query to Alta.
 
-        In a triggerer, the connection's batched reader (:mod:`airflow_provider_alta.mailbox_reader`) reads the
+        In a triggerer, the connection's batched reader (:mod:`airflow_provider_alta._webhook.mailbox_reader`) reads the
         mailboxes of every waiting task in one request to the API server per interval. ``dag.test()`` runs the
         trigger inline, with no API server to ask: there the trigger reads its own mailbox.
         """
-        from airflow_provider_alta import compat
-        from airflow_provider_alta.mailbox_reader import watch_mailbox
+        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._webhook.mailbox_reader import watch_mailbox
 
         if compat.in_triggerer():
             async with watch_mailbox(ref, self.workflow_run_id, self.mailbox_interval) as watch:
@@ -365,7 +365,7 @@ class RunEndEvent(TriggerEvent):
 
 async def _read_mailbox(ref: TaskInstanceRef) -> Any:
     """The task instance's mailbox notice, read on its own (``dag.test()``; a triggerer reads them batched)."""
-    from airflow_provider_alta.compat import aget_xcom
+    from airflow_provider_alta._airflow.compat import aget_xcom
 
     return await aget_xcom(
         key=MAILBOX_KEY, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index

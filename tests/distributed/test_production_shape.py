@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_alta._webhook.contract import grant_from_path, sign
 from airflow_provider_alta.testing.emulator import key_id
-from airflow_provider_alta.webhook import grant_from_path, sign
 from tests.distributed.conftest import (
     BUDGET_KEY,
     BUDGET_LIMIT,

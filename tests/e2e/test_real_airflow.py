@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_alta.compat import callback_parse_deactivates_dags
-from airflow_provider_alta.lineage import SCHEMA_URL
-from airflow_provider_alta.testing.client import EmulatorClient
-from airflow_provider_alta.testing.emulator import key_id
-from airflow_provider_alta.triggerer_finish import OPENLINEAGE_REASON
-from airflow_provider_alta.webhook import (
+from airflow_provider_alta._airflow.compat import callback_parse_deactivates_dags
+from airflow_provider_alta._airflow.lineage import SCHEMA_URL
+from airflow_provider_alta._airflow.triggerer_finish import OPENLINEAGE_REASON
+from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     TaskInstanceRef,
@@ -30,6 +28,8 @@ from airflow_provider_alta.webhook import (
     grant_from_path,
     sign,
 )
+from airflow_provider_alta.testing.client import EmulatorClient
+from airflow_provider_alta.testing.emulator import key_id
 from tests.e2e.stack import (
     FINISH_KEY,
     HOOKED,

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from airflow_provider_alta._core.polling import PollingSettings
+from airflow_provider_alta._core.ratelimit import reset_budgets
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaError,
@@ -25,8 +27,6 @@ from airflow_provider_alta.exceptions import (
 )
 from airflow_provider_alta.hooks.alta import AltaHook
 from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.polling import PollingSettings
-from airflow_provider_alta.ratelimit import reset_budgets
 from airflow_provider_alta.testing.emulator import EmulatorThread
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import log_lines

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from airflow_provider_alta._core.ratelimit import reset_budgets
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
-from airflow_provider_alta.ratelimit import reset_budgets
 
 RUN = {"workflowRunId": "run-1", "status": "SUCCEED", "output": {"text": "café — 東京 ✓"}}
 

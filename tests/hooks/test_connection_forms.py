@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-from airflow_provider_alta.connection import normalize_base_url
+from airflow_provider_alta._core.connection import normalize_base_url
+from airflow_provider_alta._core.ratelimit import reset_budgets
 from airflow_provider_alta.exceptions import AltaTransportError, AltaValidationError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.ratelimit import reset_budgets
 from tests.conftest import SECRET_KEY
 
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from airflow_provider_alta._core.ratelimit import reset_budgets
 from airflow_provider_alta.exceptions import AltaTransportError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 from airflow_provider_alta.models import RunStatus
-from airflow_provider_alta.ratelimit import reset_budgets
 from airflow_provider_alta.testing.emulator import EmulatorThread
 from airflow_provider_alta.testing.tls import self_signed
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY, WorkflowConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_alta.fidelity import MAX_DEPTH
+from airflow_provider_alta._core.json_limits import MAX_DEPTH
 from tests.dag_runner import plain, run_dag
 from tests.test_fidelity import nested
 

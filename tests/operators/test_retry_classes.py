@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from airflow_provider_alta.compat import AirflowFailException
+from airflow_provider_alta._airflow.compat import AirflowFailException
 from airflow_provider_alta.exceptions import AltaAuthError, AltaInvokeOutcomeUnknownError, AltaTimeoutError
 from airflow_provider_alta.failures import AltaAuthFailure, for_airflow
 from tests.conftest import DAGS, SECRET_KEY

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta.plugins.webhook_receiver import create_app
-from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, empty_mailbox
+from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, empty_mailbox
+from airflow_provider_alta._webhook.receiver import create_app
 from tests.dag_runner import run_dag
 from tests.plugins.receiver_support import CONN_ID, alta_connection, grant_for, set_state, set_xcom, task_try
 

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from airflow_provider_alta.compat import set_xcom as store_xcom
-from airflow_provider_alta.plugins.mailbox_store import where_task_instance
-from airflow_provider_alta.webhook import (
+from airflow_provider_alta._airflow.compat import set_xcom as store_xcom
+from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     TaskInstanceRef,
@@ -20,6 +19,7 @@ from airflow_provider_alta.webhook import (
     empty_mailbox,
     sign,
 )
+from airflow_provider_alta._webhook.mailbox_store import where_task_instance
 
 SECRET = "whs-receiver-SECRET-4be1c07d"
 OUTPUT_SECRET = "output-SECRET-9a1f"

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta.mailbox_batch import MAX_REFS, batch_body, sign_body
-from airflow_provider_alta.plugins.webhook_receiver import create_app
-from airflow_provider_alta.webhook import SIGNATURE_HEADER, TaskInstanceRef
+from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, TaskInstanceRef
+from airflow_provider_alta._webhook.mailbox_batch import MAX_REFS, batch_body, sign_body
+from airflow_provider_alta._webhook.receiver import create_app
 from tests.plugins.mailbox_support import (
     OTHER_CONN_ID,
     OTHER_SECRET,
@@ -182,7 +182,7 @@ def test_many_refs_cost_one_sql_query(client, refs, xcom_queries):
 
 
 def test_refusals_are_logged_quietly_and_never_the_secret(client, refs, caplog):
-    caplog.set_level(logging.DEBUG, logger="airflow_provider_alta.plugins.webhook_receiver")
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_alta._webhook.receiver")
     for _ in range(30):
         post_batch(client, CONN_ID, refs, "a-wrong-secret-0123456789")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.mailbox_reader import FAILURES_LOGGED, active_readers, mailboxes_url, watch_mailbox
-from airflow_provider_alta.plugins.webhook_receiver import create_app
-from airflow_provider_alta.webhook import URL_PREFIX, TaskInstanceRef, sign
+from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._webhook.contract import URL_PREFIX, TaskInstanceRef, sign
+from airflow_provider_alta._webhook.mailbox_reader import FAILURES_LOGGED, active_readers, mailboxes_url, watch_mailbox
+from airflow_provider_alta._webhook.receiver import create_app
 from tests.plugins.mailbox_support import connections_env, fill_mailboxes, mailbox_refs
 from tests.plugins.receiver_support import (
     CONN_ID,
@@ -177,7 +177,7 @@ async def test_unreachable_api_server_is_logged_throttled_and_retried(reader_env
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{port}/execution/")
-    caplog.set_level(logging.INFO, logger="airflow_provider_alta.mailbox_reader")
+    caplog.set_level(logging.INFO, logger="airflow_provider_alta._webhook.mailbox_reader")
     async with watch_mailbox(refs[0], "run-a", 0.05):
         while not active_readers() or active_readers()[0][2] < FAILURES_LOGGED + 5:
             await asyncio.sleep(0.05)
@@ -189,7 +189,7 @@ async def test_unreachable_api_server_is_logged_throttled_and_retried(reader_env
 
 async def test_a_connection_without_secret_is_said_and_never_signs(reader_env, refs, monkeypatch, caplog):
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", alta_connection(secret=None))
-    caplog.set_level(logging.WARNING, logger="airflow_provider_alta.mailbox_reader")
+    caplog.set_level(logging.WARNING, logger="airflow_provider_alta._webhook.mailbox_reader")
     async with watch_mailbox(refs[0], "run-a", 0.05):
         while not caplog.records:
             await asyncio.sleep(0.05)
@@ -200,7 +200,7 @@ async def test_a_connection_without_secret_is_said_and_never_signs(reader_env, r
 async def test_a_refused_read_names_the_status_without_the_body(reader_env, refs, api_server, monkeypatch, caplog):
     url, _ = api_server
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{url}/elsewhere/execution/")
-    caplog.set_level(logging.WARNING, logger="airflow_provider_alta.mailbox_reader")
+    caplog.set_level(logging.WARNING, logger="airflow_provider_alta._webhook.mailbox_reader")
     async with watch_mailbox(refs[0], "run-a", 0.05):
         while not caplog.records:
             await asyncio.sleep(0.05)

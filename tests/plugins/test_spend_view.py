@@ -216,7 +216,7 @@ def test_the_plugin_lists_the_page_in_the_ui_navigation_where_airflow_has_plugin
 
 
 def _disabled() -> Any:
-    from airflow_provider_alta.webhook import WebhookSettings
+    from airflow_provider_alta._webhook.contract import WebhookSettings
 
     return WebhookSettings()
 

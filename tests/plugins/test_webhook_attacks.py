@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.plugins.mailbox_store import MailboxStore
-from airflow_provider_alta.plugins.secret_cache import LOOKUPS_PER_SECOND, SecretCache
-from airflow_provider_alta.plugins.webhook_receiver import create_app
-from airflow_provider_alta.webhook import MAILBOX_KEY, MAX_BODY_BYTES, SIGNATURE_HEADER, WebhookGrant, sign
+from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._webhook.contract import MAILBOX_KEY, MAX_BODY_BYTES, SIGNATURE_HEADER, WebhookGrant, sign
+from airflow_provider_alta._webhook.mailbox_store import MailboxStore
+from airflow_provider_alta._webhook.receiver import create_app
+from airflow_provider_alta._webhook.secret_cache import LOOKUPS_PER_SECOND, SecretCache
 from tests.plugins.receiver_support import (
     CONN_ID,
     RUN_ID,
@@ -288,7 +288,7 @@ def test_odd_requests_are_4xx(receiver, target):
 
 
 async def test_bodies_arriving_together_share_one_buffer_budget():
-    from airflow_provider_alta.plugins.request_body import BodyRefused, BufferBudget, read_body
+    from airflow_provider_alta._webhook.request_body import BodyRefused, BufferBudget, read_body
 
     budget = BufferBudget(10)
     gate = asyncio.Event()

@@ -7,9 +7,8 @@ import logging
 
 import pytest
 
-from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.plugins.api_server import AltaPlugin
-from airflow_provider_alta.webhook import (
+from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     TaskInstanceRef,
@@ -17,6 +16,7 @@ from airflow_provider_alta.webhook import (
     WebhookSettings,
     sign,
 )
+from airflow_provider_alta.plugins.api_server import AltaPlugin
 from tests.plugins.receiver_support import (
     CONN_ID,
     OUTPUT_SECRET,
@@ -168,8 +168,8 @@ def test_path_round_trips_awkward_run_ids(receiver, target):
 
 
 def test_receiver_webhook_entry_and_its_configuration_errors():
+    from airflow_provider_alta._webhook.contract import airflow_webhook, announces_end, signature_matches
     from airflow_provider_alta.exceptions import AltaValidationError
-    from airflow_provider_alta.webhook import airflow_webhook, announces_end, signature_matches
 
     ref = TaskInstanceRef("alta_default", "etl", "manual__2026-01-01T00:00:00+00:00", "news", 2)
     settings = WebhookSettings(True, "https://airflow.example.com/", token_lifetime=600)
@@ -201,7 +201,7 @@ def test_receiver_webhook_entry_and_its_configuration_errors():
 
 
 def test_token_lifetime_is_read_from_the_alta_section(monkeypatch):
-    from airflow_provider_alta.webhook import DEFAULT_TOKEN_LIFETIME
+    from airflow_provider_alta._webhook.contract import DEFAULT_TOKEN_LIFETIME
 
     assert WebhookSettings.from_config().token_lifetime == DEFAULT_TOKEN_LIFETIME
     monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_TOKEN_LIFETIME", "90")

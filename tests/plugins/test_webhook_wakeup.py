@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta.completion import XCOM_RECENT_DURATIONS, XCOM_RUN_ID
-from airflow_provider_alta.plugins.webhook_receiver import create_app
-from airflow_provider_alta.webhook import (
+from airflow_provider_alta._airflow.finishing import XCOM_RECENT_DURATIONS, XCOM_RUN_ID
+from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
     URL_PREFIX,
@@ -22,6 +21,7 @@ from airflow_provider_alta.webhook import (
     empty_mailbox,
     sign,
 )
+from airflow_provider_alta._webhook.receiver import create_app
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
 from tests.plugins.receiver_support import grant_for, serve, task_try

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta.exceptions import (
     AltaError,
     AltaInvalidResponseError,
     AltaInvokeOutcomeUnknownError,
 )
 from airflow_provider_alta.hooks.alta import AltaHook
-from airflow_provider_alta.polling import PollingSettings
 from airflow_provider_alta.sensors.alta import AltaWorkflowRunSensor
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 from tests.conftest import SECRET_KEY

@@ -14,12 +14,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_alta.completion import finish_run
+from airflow_provider_alta._airflow.finishing import finish_run
+from airflow_provider_alta._core.json_limits import (
+    MAX_DEPTH,
+    SERDE_LEGACY_PAIR,
+    SERDE_RESERVED_KEYS,
+    depth_of,
+    json_problem,
+)
+from airflow_provider_alta._core.validation import ensure_json_object
 from airflow_provider_alta.exceptions import AltaUnsupportedOutputError, AltaValidationError
-from airflow_provider_alta.fidelity import MAX_DEPTH, SERDE_LEGACY_PAIR, SERDE_RESERVED_KEYS, depth_of, json_problem
 from airflow_provider_alta.hooks.alta import AltaHook
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.validation import ensure_json_object
 from tests.test_fidelity import nested
 
 #: Any character, lone surrogates and control characters included.

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_alta._core.protocol import invoke_request, parse_response, query_request
 from airflow_provider_alta.exceptions import AltaApiError, AltaInvalidResponseError
 from airflow_provider_alta.hooks.alta import AltaHook
 from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.protocol import invoke_request, parse_response, query_request
 
 JSON_SCALARS = (
     st.none()

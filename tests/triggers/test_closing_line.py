@@ -2,8 +2,8 @@
 
 Airflow's triggerer writes a trigger's lines to the task's log only while the trigger runs: lines still unread in
 its log socket when the trigger's end reaches the supervisor go to the triggerer's own output (see
-:mod:`airflow_provider_alta.triggerer_logs`). Here the log socket is a real one, read when the test says so, the
-run is the emulator's, and the trigger's channel to the supervisor is a stand-in that answers its requests.
+:mod:`airflow_provider_alta._airflow.triggerer_logs`). Here the log socket is a real one, read when the test says so,
+the run is the emulator's, and the trigger's channel to the supervisor is a stand-in that answers its requests.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import structlog
 from airflow.sdk.execution_time import task_runner
 from airflow.triggers.base import TaskSuccessEvent
 
+from airflow_provider_alta._airflow.triggerer_finish import TriggererFinish
+from airflow_provider_alta._airflow.triggerer_logs import log_sockets, wait_until_read
 from airflow_provider_alta.hooks.alta import AltaHook
-from airflow_provider_alta.triggerer_finish import TriggererFinish
-from airflow_provider_alta.triggerer_logs import log_sockets, wait_until_read
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
 pytestmark = pytest.mark.usefixtures("alta_conn")

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from airflow_provider_alta.completion import run_from_event
+from airflow_provider_alta._airflow.finishing import run_from_event
+from airflow_provider_alta._core.waiting import OUTAGE_WARNING_INTERVAL
 from airflow_provider_alta.exceptions import AltaAuthError, AltaError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook, session_pool
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
-from airflow_provider_alta.waiting import OUTAGE_WARNING_INTERVAL
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import log_lines
 

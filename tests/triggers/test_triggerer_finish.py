@@ -15,22 +15,22 @@ import pytest
 from airflow.sdk import DAG, Asset
 from packaging.version import Version
 
-from airflow_provider_alta.compat import (
+from airflow_provider_alta._airflow.compat import (
     callback_parse_deactivates_dags,
     openlineage_reports,
     run_id_store,
     variable_key,
 )
-from airflow_provider_alta.exceptions import AltaContractError, AltaUnsupportedOutputError, AltaValidationError
-from airflow_provider_alta.models import WorkflowRun
-from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
-from airflow_provider_alta.triggerer_finish import (
+from airflow_provider_alta._airflow.triggerer_finish import (
     AIRFLOW_3_0_REASON,
     OPENLINEAGE_REASON,
     TriggererFinish,
     finish_for,
     why_not_in_triggerer,
 )
+from airflow_provider_alta.exceptions import AltaContractError, AltaUnsupportedOutputError, AltaValidationError
+from airflow_provider_alta.models import WorkflowRun
+from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain

@@ -8,8 +8,8 @@ import logging
 import pytest
 from airflow.sdk.execution_time import task_runner
 
-from airflow_provider_alta.triggerer_finish import TriggererFinish
-from airflow_provider_alta.triggerer_warmup import prepare_supervisor
+from airflow_provider_alta._airflow.triggerer_finish import TriggererFinish
+from airflow_provider_alta._airflow.triggerer_warmup import prepare_supervisor
 
 FINISH = TriggererFinish(dag_id="d", run_id="manual__1", task_id="t", map_index=-1, conn_id="alta_default", push=True)
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The DAGs of ``bench/triggerer_finish.py``: 40 deferred runs of 15 s, ended in the triggerer or resumed.
 
 ``bench_warm_up`` runs first: one deferred run of 2 s that ends in the triggerer, so the triggerer pays its
-one-time start-up cost (see :mod:`airflow_provider_alta.triggerer_warmup`) before the measured runs.
+one-time start-up cost (see :mod:`airflow_provider_alta._airflow.triggerer_warmup`) before the measured runs.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_alta._core.protocol import ApiRequest
+from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import (
     AltaError,
     AltaInvalidResponseError,
@@ -22,8 +24,6 @@ from airflow_provider_alta.exceptions import (
     AltaTransportError,
     AltaValidationError,
 )
-from airflow_provider_alta.protocol import ApiRequest
-from airflow_provider_alta.validation import ensure_positive_number
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_alta._core.json_limits import Problem, json_problem
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.fidelity import Problem, json_problem
 
 MAX_WEBHOOKS = 5
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from airflow_provider_alta._core.protocol import DEFAULT_BASE_URL, request_headers
+from airflow_provider_alta._core.ratelimit import key_fingerprint
+from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.protocol import DEFAULT_BASE_URL, request_headers
-from airflow_provider_alta.ratelimit import key_fingerprint
-from airflow_provider_alta.retries import RetrySettings
-from airflow_provider_alta.validation import ensure_positive_number
 
 #: The connection type of Alta connections (the provider info declares it; only these sign webhooks).
 CONN_TYPE = "alta"

@@ -1,7 +1,7 @@
 """The Alta webhook receiver: a FastAPI app Airflow's API server mounts under ``/alta``.
 
 Airflow does not authenticate plugin endpoints, so this one does: every
-delivery must carry its grant's token (see :mod:`airflow_provider_alta.webhook`).
+delivery must carry its grant's token (see :mod:`airflow_provider_alta._webhook.contract`).
 Before authentication, nothing the caller sends costs more than a dict lookup
 and a hash: the path is checked for ids Airflow could hold, a declared
 ``Content-Length`` over 8 MiB is refused, expired grants are refused, and
@@ -23,7 +23,7 @@ secrets come from a short cache. The app answers
   the mailbox), ``stale`` (a status behind the stored one, ignored) or
   ``task_finished`` (nothing to wake).
 
-``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta.mailbox_batch`): a
+``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta._webhook.mailbox_batch`): a
 body of at most 2 MiB naming a connection, the time it was signed and up to 2,000 task instances, signed with
 that connection's ``webhook_secret`` over its exact bytes. It answers 200 with the delivered notices of the
 mailboxes opened through that connection (one SQL query); 401 for a missing or wrong signature, an unknown or
@@ -43,16 +43,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta.mailbox_batch import (
-    MAILBOXES_ROUTE,
-    MAX_BATCH_BODY_BYTES,
-    BatchRefused,
-    body_signature_matches,
-    parse_batch,
-)
-from airflow_provider_alta.plugins.receiver_log import CappedPathInAccessLog, RejectionLog, printable
-from airflow_provider_alta.plugins.request_body import READ_TIMEOUT_SECONDS
-from airflow_provider_alta.webhook import (
+from airflow_provider_alta._webhook.contract import (
     MAX_BODY_BYTES,
     ROUTE,
     SIGNATURE_HEADER,
@@ -61,12 +52,21 @@ from airflow_provider_alta.webhook import (
     mailbox_notice,
     signature_matches,
 )
+from airflow_provider_alta._webhook.mailbox_batch import (
+    MAILBOXES_ROUTE,
+    MAX_BATCH_BODY_BYTES,
+    BatchRefused,
+    body_signature_matches,
+    parse_batch,
+)
+from airflow_provider_alta._webhook.receiver_log import CappedPathInAccessLog, RejectionLog, printable
+from airflow_provider_alta._webhook.request_body import READ_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from airflow_provider_alta.plugins.mailbox_store import MailboxStore
-    from airflow_provider_alta.plugins.secret_cache import SecretCache
+    from airflow_provider_alta._webhook.mailbox_store import MailboxStore
+    from airflow_provider_alta._webhook.secret_cache import SecretCache
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,10 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect
 
+    from airflow_provider_alta._webhook.mailbox_store import Delivery, MailboxStore
+    from airflow_provider_alta._webhook.request_body import BodyRefused, BufferBudget, check_declared_length, read_body
+    from airflow_provider_alta._webhook.secret_cache import LookupsExhausted, SecretCache
     from airflow_provider_alta.exceptions import AltaError
-    from airflow_provider_alta.plugins.mailbox_store import Delivery, MailboxStore
-    from airflow_provider_alta.plugins.request_body import BodyRefused, BufferBudget, check_declared_length, read_body
-    from airflow_provider_alta.plugins.secret_cache import LookupsExhausted, SecretCache
 
     mailbox = store or MailboxStore()
     cache = secrets or SecretCache(mailbox.webhook_secret)

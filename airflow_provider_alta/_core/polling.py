@@ -9,7 +9,8 @@ only with the logarithm of its duration: a one hour run costs about 80
 queries, not the 720 of fixed 5 s polling.
 
 The wait itself (the shared rate budget, failures, what to log) is
-:mod:`airflow_provider_alta.waiting`. On top of the schedule sits the key's shared :class:`RateBudget`: the interval is
+:mod:`airflow_provider_alta._core.waiting`. On top of the schedule sits the key's
+shared :class:`RateBudget`: the interval is
 stretched so every poller sharing the key fits in the remaining quota, and a
 ``Retry-After`` pauses them all.
 
@@ -27,8 +28,8 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.validation import ensure_positive_number
 
 
 @dataclass(frozen=True)

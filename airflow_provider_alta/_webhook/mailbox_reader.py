@@ -19,8 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta.mailbox_batch import MAILBOXES_ROUTE, MAX_REFS, batch_body, parse_answer, sign_body
-from airflow_provider_alta.webhook import SIGNATURE_HEADER, URL_PREFIX, TaskInstanceRef, announces_end
+from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, URL_PREFIX, TaskInstanceRef, announces_end
+from airflow_provider_alta._webhook.mailbox_batch import MAILBOXES_ROUTE, MAX_REFS, batch_body, parse_answer, sign_body
 
 if TYPE_CHECKING:
     import aiohttp
@@ -117,8 +117,8 @@ class _Reader:
         # would hold every waiting task's read back.
         if self._secret is not None:
             return self._secret
-        from airflow_provider_alta.compat import aget_connection
-        from airflow_provider_alta.connection import webhook_secret_of
+        from airflow_provider_alta._airflow.compat import aget_connection
+        from airflow_provider_alta._core.connection import webhook_secret_of
 
         secret = webhook_secret_of(self.conn_id, (await aget_connection(self.conn_id)).extra)
         if not secret:
@@ -163,7 +163,7 @@ def active_readers() -> list[tuple[str, int, int]]:
 
 def mailboxes_url() -> str:
     """Where the batched read goes: the API server's base URL, then the receiver's mount and route."""
-    from airflow_provider_alta.compat import api_server_base_url
+    from airflow_provider_alta._airflow.compat import api_server_base_url
 
     return api_server_base_url() + URL_PREFIX + MAILBOXES_ROUTE
 

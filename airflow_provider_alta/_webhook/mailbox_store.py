@@ -10,10 +10,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from airflow_provider_alta.compat import get_xcom, get_xcoms, set_xcom
-from airflow_provider_alta.completion import XCOM_RUN_ID
-from airflow_provider_alta.connection import CONN_TYPE
-from airflow_provider_alta.webhook import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, same_notice, steps_back
+from airflow_provider_alta._airflow.compat import get_xcom, get_xcoms, set_xcom
+from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._core.connection import CONN_TYPE
+from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, same_notice, steps_back
 
 #: Task instance states in which a delivery is still useful.
 _WAITING_STATES = frozenset({"scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule"})

@@ -61,7 +61,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_alta.version_compat import (
+from airflow_provider_alta._airflow.version_compat import (
     AirflowFailException,
     AirflowNotFoundException,
     AirflowSensorTimeout,

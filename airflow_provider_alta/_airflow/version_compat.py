@@ -1,7 +1,7 @@
 """The Airflow names whose home moved between the supported releases, imported from where this release keeps them.
 
 Small on purpose: DAG files import the operator and the sensor on every parse, and they need only these.
-Every other difference between releases, and how each is detected, is in :mod:`airflow_provider_alta.compat`,
+Every other difference between releases, and how each is detected, is in :mod:`airflow_provider_alta._airflow.compat`,
 which re-exports these names too.
 """
 

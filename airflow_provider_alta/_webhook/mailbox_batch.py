@@ -6,7 +6,7 @@ mailbox XCom every second, one reader per connection sends the receiver's ``POST
 
 ``{"conn_id": "...", "issued_at": <unix seconds>, "refs": [[dag_id, run_id, task_id, map_index], ...]}``
 
-signed with ``HMAC-SHA256(webhook_secret, body)`` in :data:`~airflow_provider_alta.webhook.SIGNATURE_HEADER`,
+signed with ``HMAC-SHA256(webhook_secret, body)`` in :data:`~airflow_provider_alta._webhook.contract.SIGNATURE_HEADER`,
 and gets back ``{"notices": [[index, notice], ...]}``: the refs whose mailbox holds a delivered notice and was
 opened through that connection. The signature covers the exact bytes sent, ``issued_at`` bounds a replay to
 :data:`MAX_CLOCK_SKEW` seconds, and the answer carries only what the receiver wrote (run id, status, arrival
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_alta.webhook import MAX_ID_LENGTH, MAX_INT32, TaskInstanceRef
+from airflow_provider_alta._webhook.contract import MAX_ID_LENGTH, MAX_INT32, TaskInstanceRef
 
 #: The route of the batched read inside the receiver's app.
 MAILBOXES_ROUTE = "/mailboxes"

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_alta._core.validation import is_absolute_http_url
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.validation import is_absolute_http_url
 
 #: The XCom key of the mailbox the receiver writes and the trigger reads.
 MAILBOX_KEY = "alta_webhook_mailbox"
@@ -152,7 +152,7 @@ class WebhookSettings:
 
     @classmethod
     def from_config(cls) -> WebhookSettings:
-        from airflow_provider_alta.compat import conf
+        from airflow_provider_alta._airflow.compat import conf
 
         lifetime = conf.get(CONFIG_SECTION, "webhook_token_lifetime", fallback="") or DEFAULT_TOKEN_LIFETIME
         try:
@@ -194,7 +194,7 @@ def airflow_webhook(
     settings: WebhookSettings, secret: str | None, grant: WebhookGrant, conn_type: str | None
 ) -> dict[str, Any]:
     """The webhook entry that points Alta at the receiver for ``grant``."""
-    from airflow_provider_alta.connection import CONN_TYPE
+    from airflow_provider_alta._core.connection import CONN_TYPE
 
     url = settings.receiver_url()
     conn_id = grant.ref.conn_id

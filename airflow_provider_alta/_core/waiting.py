@@ -1,9 +1,9 @@
 """One wait for one run, as a sans-I/O state machine that the sync hook and the trigger both drive.
 
 :class:`RunWaiter` makes every decision of a wait (when to send the next query,
-how long to hold it for the key's shared :class:`~airflow_provider_alta.ratelimit.RateBudget`,
+how long to hold it for the key's shared :class:`~airflow_provider_alta._core.ratelimit.RateBudget`,
 which failures to wait out, what to log about a failure streak); the drivers
-only send, sleep and log. The schedule it follows is :mod:`airflow_provider_alta.polling`.
+only send, sleep and log. The schedule it follows is :mod:`airflow_provider_alta._core.polling`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval
+from airflow_provider_alta._core.ratelimit import RateBudget
+from airflow_provider_alta._core.retries import RetrySettings, backoff_delay, is_transient
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError
-from airflow_provider_alta.polling import PollingSettings, adaptive_interval
-from airflow_provider_alta.ratelimit import RateBudget
-from airflow_provider_alta.retries import RetrySettings, backoff_delay, is_transient
 
 #: Seconds between two warnings of one failure streak: its first failure is told at once, later ones at most this
 #: often, so an outage of an hour costs a few lines per hour per wait, not one per attempt.

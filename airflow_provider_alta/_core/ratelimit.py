@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from airflow_provider_alta.protocol import RateLimitInfo
+from airflow_provider_alta._core.protocol import RateLimitInfo
 
 
 def key_fingerprint(base_url: str, api_key: str) -> str:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_alta import exceptions
+from airflow_provider_alta._airflow.metrics import emit_run_metrics
+from airflow_provider_alta._core.json_limits import as_json_text, json_problem
+from airflow_provider_alta._core.validation import schema_violation
 from airflow_provider_alta.exceptions import (
     AltaContractError,
     AltaError,
@@ -21,10 +24,7 @@ from airflow_provider_alta.exceptions import (
     AltaUnsupportedOutputError,
     _rebuild,
 )
-from airflow_provider_alta.fidelity import as_json_text, json_problem
-from airflow_provider_alta.metrics import emit_run_metrics
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from airflow_provider_alta.validation import schema_violation
 
 #: XCom keys pushed besides ``return_value`` (the run's output).
 XCOM_RUN_ID = "workflow_run_id"

@@ -1,0 +1,2 @@
+"""The Airflow-free core: the API's protocol, the polling schedule and the wait's state machine, rate
+limits, retries, argument checks, what JSON XCom and Alta can carry. Nothing here imports Airflow."""
