@@ -220,16 +220,18 @@ def test_openlineage_disabled_for_the_operator(openlineage_on):
 
 
 def test_openlineage_emission_policy_decides_per_dag_and_task(openlineage_on):
-    pytest.importorskip(
-        "airflow.providers.openlineage.utils.emission_policy", reason="emission_policy is new in OpenLineage 2.19"
-    )
+    import importlib.util
+
     policy = [
         {"scope": {}, "controls": {"emit": False}},
         {"scope": {"dag_id": "lineage", "task_id": "reported"}, "controls": {"emit": True}},
     ]
     openlineage_on.setenv("AIRFLOW__OPENLINEAGE__EMISSION_POLICY", json.dumps(policy))
     reported, quiet = lineage_dag()
-    assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
+    if importlib.util.find_spec("airflow.providers.openlineage.utils.emission_policy") is not None:
+        assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
+    else:  # the provider before 2.19 (Airflow 3.0 to 3.2 resolve it) knows no emission policy: it reports both
+        assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, True)
 
 
 def test_the_defer_line_and_the_line_before_it_name_openlineage(openlineage_on, capsys):
