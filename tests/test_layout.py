@@ -1,0 +1,116 @@
+"""The package's layout keeps its shape: layers that only import downwards, no cycles, an Airflow-free core.
+
+Read from the source (every import, at the top of a module or inside a function), so nothing here depends on
+what a test happened to import first. The layers, from the bottom:
+
+0. ``exceptions``, ``models``: the errors and the run, imported by everything;
+1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
+   limits, the connection's settings);
+2. ``_airflow`` and ``_webhook``: the Airflow plumbing and the webhook feature;
+3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
+   ``testing``, ``failures``, ``templated``, ``get_provider_info``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "airflow_provider_alta"
+NAME = "airflow_provider_alta"
+BASE = {f"{NAME}.exceptions", f"{NAME}.models", NAME}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+GRAPH = {
+    name: {imported for imported in imports_of(path) if imported in MODULES and imported != name}
+    for name, path in MODULES.items()
+}
+
+
+def layer(name: str) -> int:
+    if name in BASE:
+        return 0
+    if name.startswith(f"{NAME}._core"):
+        return 1
+    if name.startswith((f"{NAME}._airflow", f"{NAME}._webhook")):
+        return 2
+    return 3
+
+
+def test_the_core_imports_nothing_from_airflow():
+    core = {name: path for name, path in MODULES.items() if layer(name) <= 1}
+    assert len(core) >= 10
+    for name, path in core.items():
+        airflow = sorted(i for i in imports_of(path) if i == "airflow" or i.startswith("airflow."))
+        assert not airflow, f"{name} imports {airflow}"
+
+
+def test_imports_only_go_down_the_layers():
+    upward = [
+        f"{name} (layer {layer(name)}) imports {imported} (layer {layer(imported)})"
+        for name, imported_set in GRAPH.items()
+        for imported in imported_set
+        if layer(imported) > layer(name)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    """Tarjan's strongly connected components over the package's imports: each must be one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in GRAPH[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in GRAPH:
+        if node not in index:
+            visit(node)
+    assert not cycles, cycles
+
+
+def test_the_root_holds_the_public_faces_only():
+    plain = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(plain) <= 6, plain
+    packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
+    public = {"hooks", "operators", "sensors", "triggers", "decorators", "links", "plugins", "testing", "schemas"}
+    assert set(packages) - public == {"_core", "_airflow", "_webhook"}, packages
