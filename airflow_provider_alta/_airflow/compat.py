@@ -2,9 +2,11 @@
 
 The rest of the provider imports from here and reads as if there were one
 Airflow. Features are detected, not version numbers compared, so a backport
-or a later release is picked up without a change here; what a retry is handed
-after a deferral shows in no public feature, and is told by the version
-(:func:`retry_resumes_the_last_deferral`). What differs:
+or a later release is picked up without a change here; what shows in no public
+feature (what a retry is handed after a deferral, what 3.0's DAG processor does
+with a callback-only parse) is told by the release
+(``version_compat.AIRFLOW_V_3_1_PLUS``), never by reading Airflow's source.
+What differs:
 
 ============================  =====================================  =========================================
 what                          where it exists                        older releases
@@ -62,6 +64,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_alta._airflow.version_compat import (
+    AIRFLOW_V_3_1_PLUS,
     AirflowFailException,
     AirflowNotFoundException,
     AirflowSensorTimeout,
@@ -244,22 +247,9 @@ def callback_parse_deactivates_dags() -> bool:
     A task its trigger ends (``TaskSuccessEvent``) has the triggerer send the DAG processor a success callback
     request. Airflow 3.0's DAG processor records the parse that runs it as one that found no DAG and one
     import error, and deactivates every DAG of the file until its next full parse: triggering one through the
-    API answers 404 meanwhile. 3.1 tells such parses apart (``process_parse_results(is_callback_only=...)``).
-    A worker without Airflow's core (3.1+ only) is not affected.
-
-    The DAG processor's module is read, not imported: importing it takes about 2 s, which a worker would spend
-    on every deferral.
+    API answers 404 meanwhile. 3.1 tells such parses apart; no public feature shows it, so the release does.
     """
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec("airflow.dag_processing.manager")
-    except ImportError:
-        return False
-    if spec is None or spec.origin is None:
-        return False
-    with open(spec.origin, encoding="utf-8") as source:
-        return "is_callback_only" not in source.read()
+    return not AIRFLOW_V_3_1_PLUS
 
 
 def openlineage_reports(task: Any) -> bool:
@@ -538,10 +528,7 @@ def retry_resumes_the_last_deferral() -> bool:
     out) instead of calling ``execute``; 3.1 clears them. The kwargs do not always say which try deferred: a failed
     trigger's ``__fail__`` replaces them with the error, and ``dag.test()`` with the event alone.
     """
-    from airflow import __version__
-    from packaging.version import Version
-
-    return Version(__version__).release[:2] == (3, 0)
+    return not AIRFLOW_V_3_1_PLUS
 
 
 def note_the_deferring_try(context: Mapping[str, Any]) -> None:
