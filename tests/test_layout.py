@@ -16,7 +16,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "airflow_provider_alta"
+import airflow_provider_alta
+
+#: The package as installed (the version matrix tests the built wheel, not the checkout).
+PACKAGE = Path(airflow_provider_alta.__file__).resolve().parent
 NAME = "airflow_provider_alta"
 BASE = {f"{NAME}.exceptions", f"{NAME}.models", NAME}
 
