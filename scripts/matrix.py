@@ -13,6 +13,7 @@ the dependencies that existed when that Airflow was released
     python scripts/matrix.py                      # every version, e2e on the oldest and newest
     python scripts/matrix.py --versions 3.0.6 --e2e none
     python scripts/matrix.py --versions 3.0.6 --e2e none --distributed 3.0.6
+    python scripts/matrix.py --versions none --e2e none   # only the oldest and newest Python (3.10, 3.12)
 """
 
 from __future__ import annotations
@@ -44,6 +45,24 @@ class Release:
     pins: tuple[str, ...] = ()
     #: About how long its unit suite takes here (minutes): with ``--jobs``, the longest start first.
     unit_minutes: float = 10.0
+    #: Another Python than the one running this script (``"3.10"``): the oldest and newest the package claims.
+    python: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.version if self.python is None else f"{self.version}-py{self.python}"
+
+    def interpreter(self) -> str:
+        """This release's Python: this script's, or the named version's (on the PATH, or installed by pyenv)."""
+        if self.python is None:
+            return sys.executable
+        candidates = [shutil.which(f"python{self.python}") or ""]
+        pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+        candidates += sorted(str(p) for p in pyenv.glob(f"versions/{self.python}.*/bin/python{self.python}"))
+        for candidate in candidates:
+            if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+                return candidate
+        raise SystemExit(f"Python {self.python} is not installed: the matrix tests the oldest and newest Python")
 
 
 RELEASES = (
@@ -54,6 +73,9 @@ RELEASES = (
     Release("3.3.2", None, unit_minutes=2.2),
 )
 DEFAULT_E2E = (RELEASES[0].version, RELEASES[-1].version)
+#: The oldest and newest Python the package's classifiers claim, with the newest Airflow, running the suites that
+#: touch what differs between Pythons (the core, the hooks, the packaging, the operator under dag.test()).
+PYTHONS = tuple(Release(RELEASES[-1].version, None, python=python) for python in ("3.10", "3.12"))
 
 
 @dataclass
@@ -86,10 +108,10 @@ def build(uv: str) -> Path:
 
 
 def install(uv: str, release: Release, wheel: Path) -> Path:
-    home = MATRIX / f"airflow-{release.version}"
+    home = MATRIX / f"airflow-{release.name}"
     venv = home / "venv"
     shutil.rmtree(home, ignore_errors=True)
-    run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+    run([uv, "venv", "--quiet", "--python", release.interpreter(), str(venv)])
     python = venv / "bin" / "python"
     # Bytecode compiled once here: every Airflow process the tests start would otherwise compile Airflow again.
     args = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
@@ -108,7 +130,7 @@ def timed_install(uv: str, release: Release, wheel: Path) -> tuple[Path, float]:
 
 
 def copy_tests(release: Release) -> Path:
-    work = MATRIX / f"airflow-{release.version}" / "work"
+    work = MATRIX / f"airflow-{release.name}" / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for name in COPIED:
@@ -137,13 +159,25 @@ SUITES = {
     "cli": ("cli", "command line", ["-n", "auto", "--dist", "worksteal"]),
     "e2e": ("e2e", "end to end", ["-n", "2", "--dist", "loadfile"]),
     "distributed": ("distributed", "production shape", []),
+    "python": (
+        "not cli and not e2e and not distributed",
+        "Python",
+        [
+            "tests/test_policy.py",
+            "tests/test_imports.py",
+            "tests/test_layout.py",
+            "tests/test_packaging.py",
+            "tests/hooks/test_alta_hook.py",
+            "tests/operators/test_operator.py",
+        ],
+    ),
 }
 
 
 def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
     """One pytest session: the unit and ``dag.test()`` suites, the command line, end to end, or production shape."""
     markers, title, spread = SUITES[suite]
-    outcome = Outcome(release.version, title)
+    outcome = Outcome(release.name, title if release.python is None else f"{title} {release.python}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALTA_"))}
     env["ALTA_TESTS_EXPECT_INSTALLED"] = "1"
     if os.environ.get("ALTA_TESTS_REQUIRE_SERVICES"):
@@ -153,12 +187,13 @@ def test(python: Path, work: Path, release: Release, suite: str) -> Outcome:
     log = work.parent / ("pytest.log" if suite == "unit" else f"pytest-{suite}.log")
     started = time.monotonic()
     print("+", " ".join(args), f"(in {work}, log {log})", flush=True)
+    tag = release.name if suite == "unit" else f"{release.name} {suite}"
     with log.open("w") as out:
         proc = subprocess.Popen(args, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
-            sys.stdout.write(f"[{release.version}{'' if suite == 'unit' else ' ' + suite}] {line}")
+            sys.stdout.write(f"[{tag}] {line}")
         outcome.returncode = proc.wait()
     outcome.test_s = time.monotonic() - started
     counts = summary_counts(log.read_text())
@@ -189,34 +224,42 @@ def main() -> int:
     )
     parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
     parser.add_argument(
+        "--pythons", default=",".join(r.python or "" for r in PYTHONS), help="other Pythons to test, or 'none'"
+    )
+    parser.add_argument(
         "--jobs", type=int, default=1, help="unit suites run at once (each already uses every core; e2e: one at a time)"
     )
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
-    wanted = options.versions.split(",")
+    wanted = [] if options.versions == "none" else options.versions.split(",")
     releases = [r for r in RELEASES if r.version in wanted]
     unknown = set(wanted) - {r.version for r in releases}
     if unknown:
         parser.error(f"unsupported versions {sorted(unknown)}; supported: {[r.version for r in RELEASES]}")
     e2e = set() if options.e2e == "none" else set(options.e2e.split(","))
+    pythons = [] if options.pythons == "none" else [r for r in PYTHONS if r.python in options.pythons.split(",")]
     distributed = set() if options.distributed == "none" else set(options.distributed.split(","))
 
     started = time.monotonic()
     MATRIX.mkdir(exist_ok=True)
     wheel = build(options.uv)
     # Installing is network- and disk-bound, testing CPU-bound: every environment installs at once, up front.
-    with ThreadPoolExecutor(max_workers=len(releases)) as pool:
-        installs = {r.version: pool.submit(timed_install, options.uv, r, wheel) for r in releases}
-        ready = {version: future.result() for version, future in installs.items()}
-    works = {r.version: copy_tests(r) for r in releases}
+    with ThreadPoolExecutor(max_workers=len(releases) + len(pythons)) as pool:
+        installs = {r.name: pool.submit(timed_install, options.uv, r, wheel) for r in [*releases, *pythons]}
+        ready = {name: future.result() for name, future in installs.items()}
+    works = {r.name: copy_tests(r) for r in [*releases, *pythons]}
     # The unit suites mostly wait on the emulator and Airflow's in-process runs: ``--jobs`` of them share the
     # machine. The end-to-end suites run one at a time afterwards, each with a whole Airflow to itself.
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
         longest_first = sorted(releases, key=lambda r: -r.unit_minutes)
         units = {r.version: pool.submit(test, ready[r.version][0], works[r.version], r, "unit") for r in longest_first}
         outcomes = [units[r.version].result() for r in releases]
-    for release, outcome in zip(releases, outcomes, strict=True):
-        outcome.install_s = ready[release.version][1]
+    # The other Pythons' suites are short and single-process: side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        others = [pool.submit(test, ready[r.name][0], works[r.name], r, "python") for r in pythons]
+        outcomes += [future.result() for future in others]
+    for release, outcome in zip([*releases, *pythons], outcomes, strict=True):
+        outcome.install_s = ready[release.name][1]
     for release in releases:
         for suite, wanted_here in (("cli", e2e), ("e2e", e2e), ("distributed", distributed)):
             if release.version in wanted_here:

@@ -47,6 +47,18 @@ def test_python_classifiers_cover_requires_python():
     assert sys.version_info.minor in listed
 
 
+def test_the_matrix_tests_the_oldest_and_newest_python_claimed():
+    spec = importlib.util.spec_from_file_location("matrix", ROOT / "scripts" / "matrix.py")
+    assert spec is not None and spec.loader is not None
+    matrix = importlib.util.module_from_spec(spec)
+    sys.modules["matrix"] = matrix  # its dataclasses look their module up
+    spec.loader.exec_module(matrix)
+    prefix = "Programming Language :: Python :: 3."
+    classifiers = metadata.metadata(DIST).get_all("Classifier") or []
+    listed = sorted(int(c.removeprefix(prefix)) for c in classifiers if c.startswith(prefix))
+    assert [release.python for release in matrix.PYTHONS] == [f"3.{listed[0]}", f"3.{listed[-1]}"]
+
+
 def _check_dist() -> ModuleType:
     spec = importlib.util.spec_from_file_location("check_dist", ROOT / "scripts" / "check_dist.py")
     assert spec is not None and spec.loader is not None
