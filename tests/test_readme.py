@@ -201,8 +201,9 @@ def test_the_local_airflow_recipe_runs_a_dag(alta_emulator, airflow_db, tmp_path
     services, run = (by_first[first] for first in SHELL_LOCAL_AIRFLOW)
     env = user_env(tmp_path)
     env["AIRFLOW_CONN_ALTA_DEFAULT"] = alta_emulator.connection_uri()
-    # A run of a few seconds, as real ones are: a trigger that fires moments after the deferral can race the
-    # scheduler's handling of it on Airflow 3.0 (apache/airflow#71580; the README's "Airflow bugs you may meet").
+    # A run of a few seconds, as real ones are. On Airflow 3.0 a trigger that fires soon after the deferral can race
+    # the scheduler's handling of it and fail the resumed try (apache/airflow#71580; the README's "Airflow bugs you
+    # may meet"): the README's DAG has retries, and its retry reattaches to the run (one paid run, checked below).
     alta_emulator.configure(duration=4)
     database = tmp_path / "airflow-home" / "airflow.db"
     with open(tmp_path / "services.out", "w") as out:
