@@ -38,33 +38,38 @@ def test_authors_and_maintainers_are_named():
 
 def test_python_classifiers_cover_requires_python():
     """Every minor version pip would install the package on is listed, and only versions it allows."""
-    info = metadata.metadata(DIST)
-    allowed = SpecifierSet(info["Requires-Python"])
-    prefix = "Programming Language :: Python :: 3."
-    listed = sorted(int(c.removeprefix(prefix)) for c in info.get_all("Classifier") or [] if c.startswith(prefix))
+    allowed = SpecifierSet(metadata.metadata(DIST)["Requires-Python"])
+    listed = _claimed_minors()
     supported = [minor for minor in range(0, NEWEST_PYTHON + 1) if Version(f"3.{minor}") in allowed]
     assert listed == supported
     assert sys.version_info.minor in listed
 
 
 def test_the_matrix_tests_the_oldest_and_newest_python_claimed():
-    spec = importlib.util.spec_from_file_location("matrix", ROOT / "scripts" / "matrix.py")
-    assert spec is not None and spec.loader is not None
-    matrix = importlib.util.module_from_spec(spec)
-    sys.modules["matrix"] = matrix  # its dataclasses look their module up
-    spec.loader.exec_module(matrix)
-    prefix = "Programming Language :: Python :: 3."
-    classifiers = metadata.metadata(DIST).get_all("Classifier") or []
-    listed = sorted(int(c.removeprefix(prefix)) for c in classifiers if c.startswith(prefix))
+    matrix = _script("matrix")
+    listed = _claimed_minors()
     assert [release.python for release in matrix.PYTHONS] == [f"3.{listed[0]}", f"3.{listed[-1]}"]
 
 
-def _check_dist() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_dist", ROOT / "scripts" / "check_dist.py")
+def _claimed_minors() -> list[int]:
+    """The Python 3 minor versions the package's classifiers claim, in order."""
+    prefix = "Programming Language :: Python :: 3."
+    classifiers = metadata.metadata(DIST).get_all("Classifier") or []
+    return sorted(int(c.removeprefix(prefix)) for c in classifiers if c.startswith(prefix))
+
+
+def _script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (registered first: dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _check_dist() -> ModuleType:
+    return _script("check_dist")
 
 
 def _wheel(folder: Path, *, license_file: bool) -> Path:
