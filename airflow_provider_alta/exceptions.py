@@ -143,3 +143,7 @@ class AltaTimeoutError(AltaError):
 
 class AltaContractError(AltaError):
     """A finished run broke a contract set on the task (output schema, cost or token limit)."""
+
+
+class AltaBatchFailedError(AltaError):
+    """More items of a batch failed than its ``max_failed_items`` allows; the result files list them."""

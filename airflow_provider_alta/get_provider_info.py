@@ -21,11 +21,19 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.hooks.alta"]}],
-        "operators": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.operators.alta"]}],
+        "operators": [
+            {
+                "integration-name": "Alta",
+                "python-modules": ["airflow_provider_alta.operators.alta", "airflow_provider_alta.operators.batch"],
+            }
+        ],
         "sensors": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.sensors.alta"]}],
         "triggers": [{"integration-name": "Alta", "python-modules": ["airflow_provider_alta.triggers.alta"]}],
         "extra-links": ["airflow_provider_alta.links.alta.AltaRunLink"],
-        "task-decorators": [{"name": "alta", "class-name": "airflow_provider_alta.decorators.alta.alta_task"}],
+        "task-decorators": [
+            {"name": "alta", "class-name": "airflow_provider_alta.decorators.alta.alta_task"},
+            {"name": "alta_batch", "class-name": "airflow_provider_alta.decorators.batch.alta_batch_task"},
+        ],
         "config": {
             "alta": {
                 "description": "The Alta webhook receiver mounted on the API server (airflow_webhook=True).",

@@ -6,7 +6,7 @@ what a test happened to import first. The layers, from the bottom:
 0. ``exceptions``, ``models``: the errors and the run, imported by everything;
 1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
    limits, the connection's settings);
-2. ``_airflow`` and ``_webhook``: the Airflow plumbing and the webhook feature;
+2. ``_airflow``, ``_webhook`` and ``_batch``: the Airflow plumbing, the webhook feature and the batch engine's I/O;
 3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
    ``testing``, ``failures``, ``templated``, ``get_provider_info``.
 """
@@ -53,7 +53,7 @@ def layer(name: str) -> int:
         return 0
     if name.startswith(f"{NAME}._core"):
         return 1
-    if name.startswith((f"{NAME}._airflow", f"{NAME}._webhook")):
+    if name.startswith((f"{NAME}._airflow", f"{NAME}._webhook", f"{NAME}._batch")):
         return 2
     return 3
 
@@ -116,4 +116,4 @@ def test_the_root_holds_the_public_faces_only():
     assert len(plain) <= 6, plain
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     public = {"hooks", "operators", "sensors", "triggers", "decorators", "links", "plugins", "testing", "schemas"}
-    assert set(packages) - public == {"_core", "_airflow", "_webhook"}, packages
+    assert set(packages) - public == {"_core", "_airflow", "_webhook", "_batch"}, packages

@@ -1,0 +1,40 @@
+"""What a batch's try spent, sent through Airflow's metrics layer, as finished single runs are
+(:mod:`airflow_provider_alta._airflow.metrics`): the same counters, so dashboards summing ``alta.run.cost``
+count batches too, plus the batch's own item counts. Only this try's figures: earlier tries sent theirs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_alta._airflow.metrics import COST, QUERIES, TOKENS, status_metric
+from airflow_provider_alta._batch.report import BatchReport
+
+#: Items a try of a batch ended, by status: ``alta.batch.items.succeed``, ``.failed``, ``.refused``, ``.unknown``.
+ITEMS_PREFIX = "alta.batch.items"
+
+
+def emit_batch_metrics(report: BatchReport, *, dag_id: str, task_id: str, conn_id: str, log: Any = None) -> None:
+    """Send this try's counts and spend; a metrics backend that fails never fails the task."""
+    try:
+        from airflow_provider_alta._airflow.compat import stats
+
+        client = stats()
+        tags = {"dag_id": dag_id, "task_id": task_id, "conn_id": conn_id}
+        now, before = report.tally, report.tally_before
+        runs = {"succeed": now.succeeded - before.succeeded, "failed": now.failed - before.failed}
+        for status, count in runs.items():
+            if count:
+                client.incr(status_metric(status), count=count, tags=tags)
+        items = {**runs, "refused": now.refused - before.refused, "unknown": now.unknown - before.unknown}
+        for status, count in items.items():
+            if count:
+                client.incr(f"{ITEMS_PREFIX}.{status}", count=count, tags=tags)
+        if now.cost - before.cost:
+            client.incr(COST, count=now.cost - before.cost, tags=tags)
+        if now.tokens - before.tokens:
+            client.incr(TOKENS, count=now.tokens - before.tokens, tags=tags)
+        if report.queries:
+            client.incr(QUERIES, count=report.queries, tags=tags)
+    except Exception as exc:
+        if log is not None:
+            log.warning("Could not send the metrics of the Alta batch: %s", type(exc).__name__)
