@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from airflow_provider_alta._airflow.version_compat import AirflowFailException
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
+    AltaBatchFailedError,
     AltaContractError,
     AltaError,
     AltaInvalidRequestError,
@@ -71,6 +72,10 @@ class AltaRunUnknownFailure(_NoRetry, AltaRunUnknownError, AirflowFailException)
     """The run a previous try started is unknown to Alta: a retry would start a second one, maybe paid twice."""
 
 
+class AltaBatchFailure(_NoRetry, AltaBatchFailedError, AirflowFailException):
+    """Too many items of a batch failed: a retry skips the items done, so it would find the same failures."""
+
+
 class AltaWorkflowRunFailedError(AltaRunFailedError, AirflowFailException):
     """A sensed run FAILED: the sensor cannot start it again, so a retry would see the same FAILED run."""
 
@@ -102,6 +107,12 @@ _NO_RETRY: tuple[tuple[type[AltaError], type[AltaError], str], ...] = (
         AltaRunUnknownFailure,
         "look for the run in Alta's dashboard; the task no longer keeps its id, so clearing the task starts a new "
         "run, and retry_on_unknown_outcome=True lets a retry start one in its place",
+    ),
+    (
+        AltaBatchFailedError,
+        AltaBatchFailure,
+        "a retry skips the items already done and finds the same failures; rerun_failed=True runs the failed items "
+        "again (the others are kept), or raise max_failed_items, then clear the task",
     ),
     (
         AltaUnsupportedOutputError,
