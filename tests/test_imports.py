@@ -76,3 +76,31 @@ def test_example_dags_import_without_errors():
     bag = DagBag(dag_folder=str(folder))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"alta_sync_invoke", "alta_deferrable_etl", "alta_async_sensor", "alta_mapped_fanout"}
+
+
+#: What a DAG file's parse imports with the batch operator: its argument checks and its class, nothing of the engine.
+BATCH_PARSE_PATH = {
+    "airflow_provider_alta._airflow",
+    "airflow_provider_alta._airflow.version_compat",
+    "airflow_provider_alta._core",
+    "airflow_provider_alta._core.batch_arguments",
+    "airflow_provider_alta._core.json_limits",
+    "airflow_provider_alta._core.polling",
+    "airflow_provider_alta._core.validation",
+    "airflow_provider_alta.exceptions",
+    "airflow_provider_alta.failures",
+    "airflow_provider_alta.operators",
+    "airflow_provider_alta.operators.batch",
+    "airflow_provider_alta.templated",
+}
+
+
+def test_the_batch_operator_parses_without_its_engine():
+    script = SCRIPT.replace(
+        "airflow_provider_alta.operators.alta, airflow_provider_alta.sensors.alta",
+        "airflow_provider_alta.operators.batch",
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    added = json.loads(out.strip().splitlines()[-1])
+    assert {m for m in added if m.startswith("airflow_provider_alta")} == BATCH_PARSE_PATH
+    assert [m for m in added if not m.startswith("airflow_provider_alta")] == []  # not even fsspec or asyncio's kin
