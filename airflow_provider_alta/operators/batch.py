@@ -132,6 +132,7 @@ class AltaBatchOperator(BaseOperator):
         self.rerun_failed = rerun_failed
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self.chunk_size = ensure_whole_number(chunk_size, "chunk_size")
+        self._datasets: tuple[str | None, str | None] = (None, None)
         ensure_one_source(items, input_path)
         self._check_values(rendered=False)
 
@@ -165,6 +166,8 @@ class AltaBatchOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         self._check_values(rendered=True)
         runner = self._runner()
+        source = runner.source.location
+        self._datasets = (source.uri if source is not None else None, runner.output.uri)
         runner.prepare()
         self._warn_if_local(runner)
         report = runner.report() if runner.nothing_to_do else asyncio.run(self._drive(runner))
@@ -175,6 +178,16 @@ class AltaBatchOperator(BaseOperator):
         if error is not None:
             raise error
         return report.manifest()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The input file (when the items came from one) and the output folder, for OpenLineage."""
+        from airflow_provider_alta._batch.lineage import batch_lineage
+
+        return batch_lineage(*self._datasets)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The same datasets when the batch failed: its rows up to there are in the output folder."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def _runner(self) -> BatchRunner:
         from airflow_provider_alta._batch.location import resolve

@@ -110,3 +110,34 @@ def test_registered_as_task_alta_batch():
     from airflow_provider_alta.decorators.batch import alta_batch_task
 
     assert task.alta_batch is alta_batch_task
+
+
+@pytest.mark.parametrize(
+    ("uri", "namespace", "name"),
+    [
+        ("file:///data/in.csv", "file", "/data/in.csv"),
+        ("s3://lake/tickets/2026-01-01", "s3://lake", "tickets/2026-01-01"),
+        ("gs://bucket/out", "gs://bucket", "out"),
+    ],
+)
+def test_openlineage_gets_the_input_file_and_the_output_folder(uri, namespace, name):
+    from airflow_provider_alta._batch.lineage import batch_lineage, dataset_name
+
+    assert dataset_name(uri) == (namespace, name)
+    lineage = batch_lineage(None, uri)
+    assert lineage.inputs == [] and [(d.namespace, d.name) for d in lineage.outputs] == [(namespace, name)]
+
+
+def test_the_task_reports_what_it_read_and_wrote(alta_emulator, tmp_path, monkeypatch):
+    alta_emulator.configure(api_key=SECRET_KEY, duration=0.1, input_schema=None)
+    table = tmp_path / "in.csv"
+    table.write_text("id,topic\n1,One\n")
+    monkeypatch.setenv("AIRFLOW_VAR_ALTA_BATCH_OUT", str(tmp_path / "out"))
+    monkeypatch.setenv("AIRFLOW_VAR_ALTA_BATCH_IN", f"file://{table}")
+    task = batch_dags().t_batch.get_task("from_file")
+    assert task.get_openlineage_facets_on_complete(None).outputs == []  # not run yet: nothing to tell
+    task.input_path, task.output_path = f"file://{table}", f"file://{tmp_path}/out"
+    task.execute({})
+    lineage = task.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", str(table))]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", f"{tmp_path}/out")]
