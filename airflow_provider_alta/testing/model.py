@@ -1,6 +1,6 @@
 """The emulator's model of Alta: runs, their status over time, faults to inject (no HTTP here).
 
-:mod:`airflow_provider_alta.testing.emulator` serves this model over HTTP.
+:mod:`airflow_provider_alta.testing.api` serves this model over HTTP.
 """
 
 from __future__ import annotations
