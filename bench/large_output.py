@@ -68,6 +68,7 @@ def _measure(mode: str, url: str, key: str) -> None:
 
     import airflow_provider_alta
     from airflow_provider_alta._airflow.finishing import event_body, finish_run, run_from_event
+    from airflow_provider_alta._core.finish_plan import FinishContract
     from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 
     os.environ["AIRFLOW_CONN_ALTA_DEFAULT"] = json.dumps({"conn_type": "alta", "host": url, "password": key})
@@ -105,7 +106,8 @@ def _measure(mode: str, url: str, key: str) -> None:
     elif mode in ("sync", "sync-json"):
         run = hook.invoke_workflow({"topic": "bench"})
         output_format = "json" if mode == "sync-json" else "value"
-        output = finish_run(run, context={"ti": Ti()}, log=Log(), push=True, output_format=output_format)
+        contract = FinishContract(push=True, output_format=output_format)
+        output = finish_run(run, contract, context={"ti": Ti()}, log=Log())
         del run
     else:
         run_id = hook.invoke_workflow({"topic": "bench"}, is_async=True).workflow_run_id
@@ -114,7 +116,7 @@ def _measure(mode: str, url: str, key: str) -> None:
         event = {"status": "success", "workflow_run_id": run_id, "message": "", "run": body}
         del body
         run = run_from_event(event, run_id, fetch=hook.get_run)
-        output = finish_run(run, context={"ti": Ti()}, log=Log(), push=True)
+        output = finish_run(run, FinishContract(push=True), context={"ti": Ti()}, log=Log())
         del run, event
     read = _status_kb("VmHWM") - started
     _reset_peak()

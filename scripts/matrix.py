@@ -14,6 +14,7 @@ the dependencies that existed when that Airflow was released
     python scripts/matrix.py --versions 3.0.6 --e2e none
     python scripts/matrix.py --versions 3.0.6 --e2e none --distributed 3.0.6
     python scripts/matrix.py --versions none --e2e none   # only the oldest and newest Python (3.10, 3.12)
+    python scripts/matrix.py --units 3.0.6,3.1.8,3.2.2    # CI: `make test` just ran the unit tier on 3.3.2
 """
 
 from __future__ import annotations
@@ -224,6 +225,9 @@ def main() -> int:
     )
     parser.add_argument("--distributed", default="none", help="versions that also run the production-shape suite")
     parser.add_argument(
+        "--units", default="all", help="versions whose unit and dag.test() suites run ('all' or comma-separated)"
+    )
+    parser.add_argument(
         "--pythons", default=",".join(r.python or "" for r in PYTHONS), help="other Pythons to test, or 'none'"
     )
     parser.add_argument(
@@ -239,6 +243,7 @@ def main() -> int:
     e2e = set() if options.e2e == "none" else set(options.e2e.split(","))
     pythons = [] if options.pythons == "none" else [r for r in PYTHONS if r.python in options.pythons.split(",")]
     distributed = set() if options.distributed == "none" else set(options.distributed.split(","))
+    with_units = [r for r in releases if options.units == "all" or r.version in options.units.split(",")]
 
     started = time.monotonic()
     MATRIX.mkdir(exist_ok=True)
@@ -251,14 +256,14 @@ def main() -> int:
     # The unit suites mostly wait on the emulator and Airflow's in-process runs: ``--jobs`` of them share the
     # machine. The end-to-end suites run one at a time afterwards, each with a whole Airflow to itself.
     with ThreadPoolExecutor(max_workers=options.jobs) as pool:
-        longest_first = sorted(releases, key=lambda r: -r.unit_minutes)
+        longest_first = sorted(with_units, key=lambda r: -r.unit_minutes)
         units = {r.version: pool.submit(test, ready[r.version][0], works[r.version], r, "unit") for r in longest_first}
-        outcomes = [units[r.version].result() for r in releases]
+        outcomes = [units[r.version].result() for r in with_units]
     # The other Pythons' suites are short and single-process: side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
         others = [pool.submit(test, ready[r.name][0], works[r.name], r, "python") for r in pythons]
         outcomes += [future.result() for future in others]
-    for release, outcome in zip([*releases, *pythons], outcomes, strict=True):
+    for release, outcome in zip([*with_units, *pythons], outcomes, strict=True):
         outcome.install_s = ready[release.name][1]
     for release in releases:
         for suite, wanted_here in (("cli", e2e), ("e2e", e2e), ("distributed", distributed)):

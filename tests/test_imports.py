@@ -42,6 +42,7 @@ PARSE_PATH = {
     "airflow_provider_alta.links",
     "airflow_provider_alta.links.alta",
     "airflow_provider_alta.operators",
+    "airflow_provider_alta.operators._arguments",
     "airflow_provider_alta.operators.alta",
     "airflow_provider_alta.sensors",
     "airflow_provider_alta.sensors.alta",

@@ -6,7 +6,8 @@ what a test happened to import first. The layers, from the bottom:
 0. ``exceptions``, ``models``: the errors and the run, imported by everything;
 1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
    limits, the connection's settings);
-2. ``_airflow``, ``_webhook`` and ``_batch``: the Airflow plumbing, the webhook feature and the batch engine's I/O;
+2. ``_airflow``, ``_webhook``, ``_transport`` and ``_batch``: the Airflow plumbing, the webhook feature, the wire
+   (the HTTP clients, no Airflow) and the batch engine's I/O;
 3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
    ``testing``, ``failures``, ``templated``, ``get_provider_info``.
 """
@@ -53,7 +54,7 @@ def layer(name: str) -> int:
         return 0
     if name.startswith(f"{NAME}._core"):
         return 1
-    if name.startswith((f"{NAME}._airflow", f"{NAME}._webhook", f"{NAME}._batch")):
+    if name.startswith((f"{NAME}._airflow", f"{NAME}._webhook", f"{NAME}._transport", f"{NAME}._batch")):
         return 2
     return 3
 
@@ -62,6 +63,14 @@ def test_the_core_imports_nothing_from_airflow():
     core = {name: path for name, path in MODULES.items() if layer(name) <= 1}
     assert len(core) >= 10
     for name, path in core.items():
+        airflow = sorted(i for i in imports_of(path) if i == "airflow" or i.startswith("airflow."))
+        assert not airflow, f"{name} imports {airflow}"
+
+
+def test_the_wire_imports_nothing_from_airflow():
+    wire = {name: path for name, path in MODULES.items() if name.startswith(f"{NAME}._transport")}
+    assert len(wire) >= 4
+    for name, path in wire.items():
         airflow = sorted(i for i in imports_of(path) if i == "airflow" or i.startswith("airflow."))
         assert not airflow, f"{name} imports {airflow}"
 
@@ -116,4 +125,4 @@ def test_the_root_holds_the_public_faces_only():
     assert len(plain) <= 6, plain
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     public = {"hooks", "operators", "sensors", "triggers", "decorators", "links", "plugins", "testing", "schemas"}
-    assert set(packages) - public == {"_core", "_airflow", "_webhook", "_batch"}, packages
+    assert set(packages) - public == {"_core", "_airflow", "_webhook", "_transport", "_batch"}, packages

@@ -11,13 +11,14 @@ import pytest
 from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval, expected_duration, settings_for_run
 from airflow_provider_alta._core.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
 from airflow_provider_alta._core.ratelimit import RateBudget, key_fingerprint
-from airflow_provider_alta._core.retries import RetrySettings, may_retry, retry_delay
-from airflow_provider_alta._core.waiting import OutageReport, PollSchedule, RunWaiter
+from airflow_provider_alta._core.retries import RetrySettings, budget_wait, may_retry, retry_delay
+from airflow_provider_alta._core.waiting import SEND, OutageReport, PollSchedule, RunWaiter
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaNotFoundError,
     AltaRateLimitError,
     AltaServerError,
+    AltaTimeoutError,
     AltaTransportError,
     AltaValidationError,
 )
@@ -51,6 +52,16 @@ def test_retry_after_is_honoured_over_backoff():
     assert retry_delay(exc, 1, RetrySettings(), random.Random(1)) == 7
     backoffs = [retry_delay(AltaServerError("x", status=502), n, RetrySettings(), random.Random(n)) for n in (1, 3, 9)]
     assert backoffs[0] <= 1.0 and 2.0 <= backoffs[1] <= 4.0 and backoffs[2] <= 30
+
+
+def test_a_request_waits_for_the_budget_only_as_long_as_retries_may():
+    budget = RateBudget()
+    assert budget_wait(budget, RetrySettings()) == 0  # nothing known: send now
+    budget.block(30.0)
+    assert 29 < budget_wait(budget, RetrySettings(max_wait=60)) <= 30
+    with pytest.raises(AltaRateLimitError, match="nothing was sent") as err:
+        budget_wait(budget, RetrySettings(max_wait=10))
+    assert err.value.retry_after is not None and err.value.retry_after > 29
 
 
 def test_retry_headers_parsed():
@@ -183,6 +194,54 @@ def test_run_waiter_tells_the_streak_through_on_notice():
     assert [n.level for n in notices] == [logging.WARNING, logging.INFO]
     assert f"next attempt in {pauses[0]:.1f} s" in notices[0].message
     assert "after 3 failed queries over 13 s" in notices[1].message
+
+
+def _run(status: str) -> WorkflowRun:
+    return WorkflowRun.from_response({"workflowRunId": "r", "status": status})
+
+
+def test_run_waiter_steps_say_send_sleep_or_done():
+    """The drivers' whole protocol: each step is a send, a pause, or the ended run."""
+    schedule = PollSchedule(PollingSettings(min_interval=2, jitter=0), started_at=0.0)
+    waiter = RunWaiter("r", schedule, deadline=100.0)
+    assert waiter.begin(None, 0.0) is SEND
+    assert waiter.received(AltaServerError("x", status=503), 1.0).pause >= 2  # waited out
+    assert waiter.awake(3.0) is SEND
+    step = waiter.received(_run("RUNNING"), 3.0)
+    assert not step.send and step.run is None and step.pause == 2
+    done = waiter.received(_run("FAILED"), 5.0)
+    assert done.run.status.value == "FAILED" and not done.send
+    with pytest.raises(AltaAuthError):  # not worth waiting out
+        waiter.received(AltaAuthError("401", status=401), 6.0)
+
+
+def test_run_waiter_begins_with_a_known_state():
+    known = RunWaiter("r", PollSchedule(PollingSettings(min_interval=3, jitter=0), started_at=0.0), deadline=None)
+    assert known.begin(_run("PENDING"), 0.0).pause == 3  # a full interval before the first query
+    ended = RunWaiter("r", PollSchedule(PollingSettings(), started_at=0.0), deadline=None)
+    assert ended.begin(_run("SUCCEED"), 0.0).run.status.value == "SUCCEED"  # no query at all
+
+
+def test_run_waiter_holds_for_the_budget_and_stops_at_the_deadline():
+    budget = RateBudget()
+    budget.block(5.0, now=10.0)
+    waiter = RunWaiter("r", PollSchedule(PollingSettings(), started_at=0.0, budget=budget), deadline=12.0)
+    step = waiter.awake(10.0)
+    assert not step.send and step.pause == 2.0  # the block, clamped to the deadline
+    with pytest.raises(AltaTimeoutError, match="may still be running"):
+        waiter.awake(12.5)
+
+
+def test_a_wait_counts_as_a_poller_while_it_lasts():
+    budget = RateBudget()
+    waiter = RunWaiter.for_query("r", url=QUERY_URL, now=100.0, budget=budget, timeout=30.0)
+    assert waiter.deadline == 130.0 and waiter.schedule.started_at == 100.0
+    with pytest.raises(AltaTimeoutError), waiter:
+        assert budget.snapshot().pollers == 1
+        waiter.received(_run("RUNNING"), 131.0)
+    assert budget.snapshot().pollers == 0
+    with pytest.raises(AltaValidationError, match="timeout"):
+        RunWaiter.for_query("r", url=QUERY_URL, now=0.0, timeout=-1)
 
 
 def test_fingerprint_hides_key():

@@ -1,2 +1,3 @@
-"""The Airflow plumbing: the differences between releases, the uses of Airflow's internals, finishing a run
-(on a worker or in the triggerer), metrics and lineage."""
+"""The Airflow plumbing: the differences between releases, the uses of Airflow's internals, applying the finish
+plan (on a worker or in the triggerer), the operator's rooms (the reattach protocol, the defer setup, the duration
+history), metrics and lineage."""

@@ -1,9 +1,9 @@
-"""What happens when a run has ended, for the operator and the sensor alike.
+"""What happens when a run has ended, on a worker: for the operator and the sensor alike.
 
-One path whatever the mode (synchronous, waited in the worker, deferred,
-sensed): check the trigger's event, fail on a FAILED run, enforce the task's
-contracts (output schema, cost and token limits), push the XComs and log one
-closing line. Nothing here talks to Alta.
+One path whatever the mode (synchronous, waited in the worker, deferred, sensed): check the trigger's event, then
+apply the run's :class:`~airflow_provider_alta._core.finish_plan.FinishPlan` (the same plan a trigger applies when
+it ends its task itself): send the metrics, push the XComs, log the closing line, raise or return. Nothing here
+talks to Alta.
 """
 
 from __future__ import annotations
@@ -13,35 +13,15 @@ from typing import Any
 
 from airflow_provider_alta import exceptions
 from airflow_provider_alta._airflow.metrics import emit_run_metrics
-from airflow_provider_alta._core.json_limits import as_json_text, json_problem
-from airflow_provider_alta._core.validation import schema_violation
+from airflow_provider_alta._core.finish_plan import FinishContract, FinishPlan, plan_finish
+from airflow_provider_alta._core.json_limits import json_problem
 from airflow_provider_alta.exceptions import (
-    AltaContractError,
     AltaError,
     AltaInvalidResponseError,
-    AltaRunFailedError,
     AltaTimeoutError,
-    AltaUnsupportedOutputError,
     _rebuild,
 )
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-
-#: XCom keys pushed besides ``return_value`` (the run's output).
-XCOM_RUN_ID = "workflow_run_id"
-XCOM_KEYS = (
-    XCOM_RUN_ID,
-    "status",
-    "total_cost",
-    "total_tokens",
-    "workflow_execution_time_ms",
-    "workflow_name",
-    "workflow_version",
-)
-
-#: The XCom holding the execution times (ms) of the task's last successful runs.
-XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
-#: How many past execution times the duration-aware schedule remembers.
-DURATION_HISTORY = 5
 
 EVENT_STATUSES = ("success", "failed", "timeout", "error")
 #: The trigger event's key saying the run's output was left out (the event could not carry it).
@@ -152,139 +132,38 @@ def queries_sent(task: Any) -> int:
     return count if isinstance(count, int) else 0
 
 
-def run_failed_error(run: WorkflowRun, error_class: type[AltaRunFailedError] = AltaRunFailedError) -> AltaError:
-    detail = run.error_detail or "Alta gave no error detail"
-    return error_class(
-        f"Alta workflow {run.workflow_name or '(unnamed)'} run ended FAILED: {detail}",
-        workflow_run_id=run.workflow_run_id,
-    )
-
-
-def xcom_values(run: WorkflowRun) -> dict[str, Any]:
-    return {
-        XCOM_RUN_ID: run.workflow_run_id,
-        "status": run.status.value,
-        "total_cost": run.total_cost,
-        "total_tokens": run.total_tokens,
-        "workflow_execution_time_ms": run.execution_time_ms,
-        "workflow_name": run.workflow_name,
-        "workflow_version": run.workflow_version,
-    }
-
-
 def finish_run(
     run: WorkflowRun,
+    contract: FinishContract,
     *,
     context: Any,
     log: Any,
-    push: bool,
-    output_schema: dict[str, Any] | None = None,
-    max_cost: float | None = None,
-    max_tokens: float | None = None,
-    limits_warn_only: bool = False,
-    failed_error: type[AltaRunFailedError] = AltaRunFailedError,
-    output_format: str = "value",
     conn_id: str = "",
     queries: int | None = None,
+    forget: Callable[[], None] | None = None,
 ) -> Any:
-    """Push the run's XComs, send its metrics, enforce the contracts, and return its output.
+    """End the task on this worker as the run's plan says, and return its result (else raise its error).
 
-    The output comes as JSON text with ``output_format="json"``. An output that XCom cannot carry as it is
-    fails here, before Airflow pushes it: never a green task whose downstream tasks cannot read its result.
-    The run id stays stored, so clearing the task reattaches. ``queries`` is what the task sent for the run.
+    The metrics first (every finished run counts, FAILED ones too), then the XComs, the closing line and its
+    warnings; ``forget`` drops the stored run id when the plan is done with it. ``queries`` is what the task sent
+    for the run. Airflow pushes the returned value as ``return_value``.
     """
+    plan = plan_finish(run, contract)
     ti = context.get("ti")
     dag_id, task_id = getattr(ti, "dag_id", ""), getattr(ti, "task_id", "")
     emit_run_metrics(run, dag_id=dag_id, task_id=task_id, conn_id=conn_id, queries=queries, log=log)
-    if push:
-        ti = context["ti"]
-        for key, value in xcom_values(run).items():
-            ti.xcom_push(key=key, value=value)
-    log_closing_line(run, log)
-    if run.status is RunStatus.FAILED:
-        raise run_failed_error(run, failed_error)
-    check_contracts(
-        run,
-        output_schema=output_schema,
-        max_cost=max_cost,
-        max_tokens=max_tokens,
-        limits_warn_only=limits_warn_only,
-        log=log,
-    )
-    return returned_output(run, output_format=output_format, push=push)
+    for key, value in plan.xcoms.items():
+        context["ti"].xcom_push(key=key, value=value)
+    log_the_end(plan, log)
+    if forget is not None and plan.forget_run:
+        forget()
+    if plan.error is not None:
+        raise plan.error
+    return plan.result
 
 
-def log_closing_line(run: WorkflowRun, log: Any) -> None:
-    """The one line that says how a run ended, what it cost and how many tokens it used."""
-    seconds = (run.execution_time_ms or 0) / 1000
-    log.info(
-        "Alta %s ended %s in %.1f s: cost %s credits, %s tokens",
-        run.describe(),
-        run.status.value,
-        seconds,
-        "?" if run.total_cost is None else f"{run.total_cost:g}",
-        "?" if run.total_tokens is None else f"{run.total_tokens:g}",
-    )
-
-
-def check_contracts(
-    run: WorkflowRun,
-    *,
-    output_schema: dict[str, Any] | None,
-    max_cost: float | None,
-    max_tokens: float | None,
-    limits_warn_only: bool,
-    log: Any,
-) -> None:
-    """Raise :class:`AltaContractError` when a SUCCEEDed run breaks the task's limits or output schema.
-
-    Pure (no request, no XCom), so the triggerer can check a run exactly as the worker would.
-    """
-    for name, limit, actual in (("max_cost", max_cost, run.total_cost), ("max_tokens", max_tokens, run.total_tokens)):
-        if limit is not None and actual is not None and actual > limit:
-            message = f"The run used {actual:g} ({name.split('_')[1]}), over {name}={limit:g}"
-            if limits_warn_only:
-                log.warning("%s (run %s); continuing because limits_warn_only=True", message, run.workflow_run_id)
-            else:
-                raise AltaContractError(message, workflow_run_id=run.workflow_run_id)
-    if output_schema is not None:
-        problem = schema_violation(output_schema, run.output)
-        if problem:
-            raise AltaContractError(
-                f"The workflow's output does not match output_schema at {problem}",
-                workflow_run_id=run.workflow_run_id,
-            )
-
-
-def returned_output(run: WorkflowRun, *, output_format: str, push: bool) -> Any:
-    """What the task returns (and pushes as ``return_value``): the output, or its JSON text.
-
-    Raises :class:`AltaUnsupportedOutputError` for an output XCom cannot carry as it is.
-    """
-    if output_format == "json":
-        return _output_as_text(run)
-    if push:
-        unfit = json_problem(run.output, "output", for_xcom=True)
-        if unfit is not None:
-            raise AltaUnsupportedOutputError(
-                f"Alta {run.describe()} SUCCEEDed, but its output cannot be pushed to XCom as it is: {unfit}. "
-                "Set output_format='json' on the task to receive it as JSON text (json.loads it downstream); "
-                "the run id is kept, so clearing this task then reattaches to the run instead of paying for another",
-                workflow_run_id=run.workflow_run_id,
-            )
-    return run.output
-
-
-def extended_history(recent_ms: list[float], execution_time_ms: float) -> list[float]:
-    """The task's duration history (:data:`XCOM_RECENT_DURATIONS`) with one more run's execution time."""
-    return [*recent_ms[-(DURATION_HISTORY - 1) :], execution_time_ms]
-
-
-def _output_as_text(run: WorkflowRun) -> str:
-    try:
-        return as_json_text(run.output)
-    except RecursionError:
-        raise AltaUnsupportedOutputError(
-            f"Alta {run.describe()} SUCCEEDed, but its output is nested too deeply to write even as JSON text",
-            workflow_run_id=run.workflow_run_id,
-        ) from None
+def log_the_end(plan: FinishPlan, log: Any) -> None:
+    """The plan's closing line, then its warnings: the same lines wherever the task ends."""
+    log.info("%s", plan.closing_line)
+    for warning in plan.warnings:
+        log.warning("%s", warning)

@@ -2,9 +2,10 @@
 
 A deferred task that resumes on a worker only to push XComs waits for the
 scheduler and a free worker slot, about ten seconds after the run ended. When
-the run SUCCEEDs and the task's contracts hold, the trigger pushes the same
-XComs the worker would, forgets the stored run id, sends the run's metrics,
-logs the closing line and ends the task with Airflow's ``TaskSuccessEvent``.
+the run SUCCEEDs and the task's contracts hold, the trigger applies the run's
+finish plan (:mod:`airflow_provider_alta._core.finish_plan`, the worker's
+own): it logs the closing line, pushes the XComs, forgets the stored run id,
+sends the run's metrics and ends the task with Airflow's ``TaskSuccessEvent``.
 Everything else (a FAILED run, a broken contract, an output XCom cannot
 carry, a timeout, an error) resumes on a worker as before, so retries,
 reattaching and error messages do not change. So does every task something
@@ -23,19 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from airflow_provider_alta._airflow.finishing import (
-    XCOM_RECENT_DURATIONS,
-    check_contracts,
-    extended_history,
-    queries_sent,
-    returned_output,
-    xcom_values,
-)
+from airflow_provider_alta._airflow.finishing import queries_sent
+from airflow_provider_alta._core.finish_plan import FinishContract, FinishPlan
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.models import WorkflowRun
-
-#: The XCom key of a task's return value.
-RETURN_VALUE = "return_value"
 
 
 @dataclass(frozen=True)
@@ -92,32 +83,53 @@ class TriggererFinish:
         index = f"[{self.map_index}]" if self.map_index >= 0 else ""
         return f"{self.dag_id}/{self.run_id}/{self.task_id}{index}"
 
-    def xcoms(self, run: WorkflowRun, log: Any) -> dict[str, Any]:
-        """The XComs the worker would push for this SUCCEEDed run, in the order it pushes them.
-
-        Raises the :class:`~airflow_provider_alta.exceptions.AltaError` the worker would raise (a broken
-        contract, an output XCom cannot carry): the task must then resume on a worker to fail with it.
-        A warning the worker would log (``limits_warn_only``) goes to ``log``.
-        """
-        check_contracts(
-            run,
+    def contract(self) -> FinishContract:
+        """The task's contract, for the run's :class:`~airflow_provider_alta._core.finish_plan.FinishPlan`."""
+        return FinishContract(
+            push=self.push,
+            output_format=self.output_format,
             output_schema=self.output_schema,
             max_cost=self.max_cost,
             max_tokens=self.max_tokens,
             limits_warn_only=self.limits_warn_only,
-            log=log,
+            recent_durations=self.recent_durations,
+            pushed_before=self.pushed_before,
         )
-        value = returned_output(run, output_format=self.output_format, push=self.push)
-        if not self.push:
-            return {}
-        pushed = dict(xcom_values(run))
-        for key in self.pushed_before:
-            pushed.pop(key, None)
-        if value is not None:  # a task returning None pushes no return value
-            pushed[RETURN_VALUE] = value
-        if self.recent_durations is not None and run.execution_time_ms:
-            pushed[XCOM_RECENT_DURATIONS] = extended_history(self.recent_durations, run.execution_time_ms)
-        return pushed
+
+    async def apply(self, plan: FinishPlan) -> None:
+        """Push the plan's XComs, the return value among them, and forget the stored run id: the task's end.
+
+        The triggerer's supervisor serves each request in its own loop turn; a failure raises, and the task then
+        resumes on a worker, which pushes them again.
+        """
+        from airflow_provider_alta._airflow import compat
+
+        await compat.aset_xcoms(
+            plan.with_return_value(),
+            dag_id=self.dag_id,
+            run_id=self.run_id,
+            task_id=self.task_id,
+            map_index=self.map_index,
+        )
+        if self.forget_variable and plan.forget_run:
+            await compat.adelete_variable(self.forget_variable)
+
+
+def carried(contract: FinishContract) -> dict[str, Any]:
+    """The :class:`TriggererFinish` fields that carry ``contract`` (its ``push`` and ``output_format`` are the task's).
+
+    :meth:`TriggererFinish.contract` gives it back; a FAILED run never ends in the triggerer, so its error is not
+    carried.
+    """
+    history = contract.recent_durations
+    return {
+        "output_schema": contract.output_schema,
+        "max_cost": contract.max_cost,
+        "max_tokens": contract.max_tokens,
+        "limits_warn_only": contract.limits_warn_only,
+        "recent_durations": list(history) if history is not None else None,
+        "pushed_before": contract.pushed_before,
+    }
 
 
 #: Why no task ends in the triggerer on Airflow 3.0 (logged as a warning by every task that would have).
@@ -163,6 +175,11 @@ def why_not_in_triggerer(task: Any) -> str | None:
     if getattr(task, "multiple_outputs", False):
         return "multiple_outputs pushes one XCom per key, which only a worker does"
     return None
+
+
+def may_end_in_triggerer(task: Any) -> bool:
+    """Whether the trigger of ``task`` may end it: fixed by the task's settings, so every try agrees."""
+    return bool(task.deferrable and task.end_in_triggerer and why_not_in_triggerer(task) is None)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import time
 import weakref
 from typing import Any
 
-from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
 from airflow_provider_alta._airflow.triggerer_finish import TriggererFinish
+from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 
 #: The triggerer event loops whose supervisor was asked once already.
 _READY: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()

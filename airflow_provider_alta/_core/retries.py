@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_alta._core.protocol import ApiRequest
+from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import (
     AltaError,
@@ -86,6 +87,17 @@ def retry_delay(exc: BaseException, attempt: int, settings: RetrySettings, rng: 
     hinted = exc.retry_after if isinstance(exc, AltaError) else None
     backoff = backoff_delay(attempt, settings, rng)
     return max(hinted, backoff * 0.5) if hinted is not None else backoff
+
+
+def budget_wait(budget: RateBudget, settings: RetrySettings) -> float:
+    """Seconds a request waits for a ``Retry-After`` or an empty window its key already told us about (0: send it
+    now; counts it). Longer than ``settings.max_wait`` is not waited: the request fails, not sent."""
+    wait = budget.acquire(for_poll=False)
+    if wait > settings.max_wait:
+        raise AltaRateLimitError(
+            f"The API key's rate limit is exhausted for another {wait:.0f} s; nothing was sent", retry_after=wait
+        )
+    return wait
 
 
 def outcome_unknown(request: ApiRequest, exc: AltaError) -> AltaError:

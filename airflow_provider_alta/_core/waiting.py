@@ -1,9 +1,10 @@
-"""One wait for one run, as a sans-I/O state machine that the sync hook and the trigger both drive.
+"""One wait for one run, as a sans-I/O state machine that the sync hook and the async hook both drive.
 
 :class:`RunWaiter` makes every decision of a wait (when to send the next query,
 how long to hold it for the key's shared :class:`~airflow_provider_alta._core.ratelimit.RateBudget`,
-which failures to wait out, what to log about a failure streak); the drivers
-only send, sleep and log. The schedule it follows is :mod:`airflow_provider_alta._core.polling`.
+which failures to wait out, what to log about a failure streak) and hands its
+driver one :class:`Step` at a time; the drivers only send and sleep. The
+schedule it follows is :mod:`airflow_provider_alta._core.polling`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._core.retries import RetrySettings, backoff_delay, is_transient
+from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError
 
 #: Seconds between two warnings of one failure streak: its first failure is told at once, later ones at most this
@@ -91,6 +93,19 @@ class Notice:
 NoticeCallback = Callable[[Notice], None]
 
 
+@dataclass(frozen=True)
+class Step:
+    """What a wait's driver does next: send the query (``send``), return the ended ``run``, or sleep ``pause``."""
+
+    send: bool = False
+    pause: float = 0.0
+    run: Any = None  # the ended WorkflowRun: the wait is over
+
+
+#: The step that sends the query now.
+SEND = Step(send=True)
+
+
 class OutageReport:
     """What to say while queries fail in a row, and when Alta answers again (pure: the caller passes the clock).
 
@@ -149,10 +164,13 @@ def _clock(unix_time: float) -> str:
 class RunWaiter:
     """One wait for one run, as a sans-I/O state machine.
 
-    The sync hook and the trigger both loop ``before_send`` → send the query →
-    ``after_answer`` / ``after_error`` → sleep; this class makes every decision,
+    Its driver (the sync hook's ``wait_for_run`` sleeps with ``time``, the async
+    hook's with ``asyncio``) asks :meth:`begin` for the first :class:`Step`, does
+    what it says, and reports back: :meth:`received` after a send (the answer or
+    the :class:`~airflow_provider_alta.exceptions.AltaError`), :meth:`awake` after
+    a pause, until a step carries the ended run. This class makes every decision,
     including what to log about a failure streak (``outage``, told through
-    ``on_notice``).
+    ``on_notice``); a fatal error or the deadline is raised from these calls.
     """
 
     def __init__(
@@ -173,6 +191,45 @@ class RunWaiter:
         self.on_notice = on_notice
         self.last: Any = None  # the latest WorkflowRun seen
 
+    @classmethod
+    def for_query(
+        cls,
+        workflow_run_id: str,
+        *,
+        url: str,
+        now: float,
+        budget: RateBudget | None = None,
+        retry: RetrySettings | None = None,
+        timeout: float | None = None,
+        polling: PollingSettings | None = None,
+        started_at: float | None = None,
+        deadline: float | None = None,
+        on_status: Any = None,
+        on_notice: NoticeCallback | None = None,
+    ) -> RunWaiter:
+        """A wait as a hook's ``wait_for_run`` is asked for: ``timeout`` (seconds from ``now``) or ``deadline`` (Unix
+        time) bound it, ``started_at`` (default ``now``) dates the run for the schedule, ``url`` is what a failure
+        streak names."""
+        ensure_positive_number(timeout, "timeout", allow_none=True)
+        if deadline is None and timeout is not None:
+            deadline = now + timeout
+        started = started_at if started_at is not None else now
+        schedule = PollSchedule(polling or PollingSettings(), started_at=started, budget=budget, retry=retry)
+        outage = OutageReport(url)
+        return cls(
+            workflow_run_id, schedule, deadline=deadline, on_status=on_status, outage=outage, on_notice=on_notice
+        )
+
+    def __enter__(self) -> RunWaiter:
+        """Count this wait among the key's pollers while it lasts: the budget spaces every poller's queries."""
+        if self.schedule.budget is not None:
+            self.schedule.budget.register_poller()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.schedule.budget is not None:
+            self.schedule.budget.unregister_poller()
+
     def _tell(self, notice: Notice | None) -> None:
         if notice is not None and self.on_notice is not None:
             self.on_notice(notice)
@@ -183,6 +240,27 @@ class RunWaiter:
         if now >= self.deadline:
             raise self.timeout_error()
         return min(delay, self.deadline - now)
+
+    def begin(self, initial: Any, now: float) -> Step:
+        """The first step; ``initial`` is a state already known (e.g. the invoke's answer), or ``None``.
+
+        With a known state the first query waits a full interval instead of going out at once.
+        """
+        if initial is None:
+            return self.awake(now)
+        return self.received(initial, now)
+
+    def awake(self, now: float) -> Step:
+        """The step after a pause: send now, or hold the query longer for the key's budget."""
+        wait = self.before_send(now)
+        return SEND if wait <= 0 else Step(pause=wait)
+
+    def received(self, outcome: Any, now: float) -> Step:
+        """The step after a send: the ended run, or the pause before the next query; a fatal error is raised."""
+        if isinstance(outcome, AltaError):
+            return Step(pause=self.after_error(outcome, now))
+        pause = self.after_answer(outcome, now)
+        return Step(run=outcome) if pause is None else Step(pause=pause)
 
     def before_send(self, now: float) -> float:
         """0 to send the next query now, else the seconds to wait first."""

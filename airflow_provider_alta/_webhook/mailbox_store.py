@@ -11,8 +11,8 @@ import enum
 from typing import Any
 
 from airflow_provider_alta._airflow.compat import get_xcom, get_xcoms, set_xcom
-from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
 from airflow_provider_alta._core.connection import CONN_TYPE
+from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, same_notice, steps_back
 
 #: Task instance states in which a delivery is still useful.

@@ -1,11 +1,16 @@
-"""The operator that runs an Alta workflow as one Airflow task."""
+"""The operator that runs an Alta workflow as one Airflow task.
+
+It is the conductor: check the arguments, reattach to an earlier try's run or invoke, then wait here, defer to the
+triggerer, or finish. Each step's rules live in a room of their own: the arguments (``operators/_arguments``), the
+reattach protocol (``_airflow/reattach``), the defer setup (``_airflow/deferral``), the duration history
+(``_airflow/duration_history``) and the end of a run (``_core/finish_plan``, applied by ``_airflow/finishing``).
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
@@ -15,34 +20,19 @@ from airflow.sdk import BaseOperator
 from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
 from airflow_provider_alta._airflow.lineage import RunLineageMixin
 from airflow_provider_alta._airflow.version_compat import conf
-from airflow_provider_alta._core.json_limits import (
-    MAX_DEPTH,
-    AltaLiteral,
-    Problem,
-    depth_of,
-    has_template_syntax,
-    json_problem,
-)
+from airflow_provider_alta._core.json_limits import AltaLiteral, has_template_syntax
 from airflow_provider_alta._core.polling import PollingSettings
-from airflow_provider_alta._core.validation import (
-    build_invoke_body,
-    ensure_json_object,
-    ensure_output_format,
-    ensure_positive_number,
-    ensure_user_id,
-    load_schema,
-    normalize_webhooks,
-    not_carried,
-)
-from airflow_provider_alta.exceptions import (
-    AltaError,
-    AltaInvokeOutcomeUnknownError,
-    AltaNotFoundError,
-    AltaRunUnknownError,
-    AltaValidationError,
-)
+from airflow_provider_alta._core.validation import ensure_output_format, load_schema
 from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.links.alta import AltaRunLink
+from airflow_provider_alta.operators._arguments import (
+    SETTINGS,
+    check_settings,
+    check_values,
+    checked_input,
+    describe_mode,
+    masked_webhooks,
+)
 from airflow_provider_alta.templated import Templated, rendered
 
 # Only what a DAG file's parse needs is imported above (Airflow parses DAG files all the time): what the task
@@ -50,41 +40,12 @@ from airflow_provider_alta.templated import Templated, rendered
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_alta._airflow.compat import RunIdStore
-    from airflow_provider_alta._airflow.triggerer_finish import Ending
-    from airflow_provider_alta._webhook.contract import TaskInstanceRef
+    from airflow_provider_alta._airflow.reattach import DurableInvoke
+    from airflow_provider_alta._core.finish_plan import FinishContract
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
 
 __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
-
-#: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
-STATE_KEY = "alta_workflow_run_id"
-#: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
-SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
-#: How many duration histories of its task's instances a mapped task instance pools (each holds up to five runs).
-HISTORY_POOL = 20
-
-
-def _is_unrendered(value: Any) -> bool:
-    """A value Airflow will still replace before ``execute``: a template or XComArg, at any depth.
-
-    Iterative, so an input nested thousands of levels deep reaches validation (and its clear error) instead of
-    failing the DAG's import with a ``RecursionError``.
-    """
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if has_template_syntax(node):
-                return True
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-        elif type(node).__name__.endswith("XComArg") or hasattr(node, "resolve"):
-            return True
-    return False
 
 
 class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
@@ -172,20 +133,10 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         broken contract) always fail the task without retrying.
     """
 
-    template_fields: Sequence[str] = (
-        "input",
-        "user_id",
-        "webhooks",
-        "input_schema",
-        "output_schema",
-        "alta_conn_id",
+    template_fields: Sequence[str] = ("input", "user_id", "webhooks", "input_schema", "output_schema", "alta_conn_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("input", "webhooks", "input_schema", "output_schema"), "json"
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        "input": "json",
-        "webhooks": "json",
-        "input_schema": "json",
-        "output_schema": "json",
-    }
     ui_color = "#e8f1fb"
     operator_extra_links = (AltaRunLink(),)
     fresh_start = "it reattaches to the run when the run is still going or succeeded"
@@ -248,30 +199,10 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         self._final_run: WorkflowRun | None = None
         self._rendered_webhooks: Any = None
         self._recent_ms: list[float] | None = None
-        self._check_settings()
-        self._check_values(rendered=False)
+        check_settings({name: getattr(self, name) for name in SETTINGS})
+        check_values(self, rendered=False)
 
-    # -- validation ----------------------------------------------------------
-    def _check_settings(self) -> None:
-        flags = ("run_async", "wait_for_completion", "deferrable", "durable", "limits_warn_only")
-        for name in (*flags, "airflow_webhook", "duration_aware", "retry_on_unknown_outcome", "end_in_triggerer"):
-            if not isinstance(getattr(self, name), bool):
-                raise AltaValidationError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.deferrable and not self.wait_for_completion:
-            raise AltaValidationError(
-                "deferrable=True needs wait_for_completion=True; to start a run and wait elsewhere, use "
-                "wait_for_completion=False here and a deferrable AltaWorkflowRunSensor downstream"
-            )
-        if self.airflow_webhook and not self.deferrable:
-            raise AltaValidationError(
-                "airflow_webhook=True needs deferrable=True: the triggerer is what the webhook wakes up"
-            )
-        ensure_positive_number(self.webhook_fallback_interval, "webhook_fallback_interval")
-        ensure_positive_number(self.webhook_check_interval, "webhook_check_interval")
-        ensure_positive_number(self.timeout, "timeout", allow_none=True)
-        ensure_positive_number(self.max_cost, "max_cost", allow_none=True, allow_zero=True)
-        ensure_positive_number(self.max_tokens, "max_tokens", allow_none=True, allow_zero=True)
-
+    # -- arguments (checked in ``operators/_arguments``) ---------------------
     @property
     def asynchronous(self) -> bool:
         """Whether the invoke is asynchronous (every mode but the default one)."""
@@ -279,55 +210,12 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     @property
     def mode(self) -> str:
-        if not self.wait_for_completion:
-            return "async, not waiting"
-        if self.deferrable:
-            return "async, deferred to the triggerer"
-        return "async, waiting in the worker" if self.run_async else "synchronous"
+        return describe_mode(self.run_async, self.deferrable, self.wait_for_completion)
 
+    @property
     def _schema_dir(self) -> Path | None:
         fileloc = getattr(self.dag, "fileloc", None) if self.has_dag() else None
         return Path(fileloc).parent if fileloc else None
-
-    def _check_input(self, *, rendered: bool) -> None:
-        """Check the input when it is known (a JSON object string becomes the dict it holds)."""
-        if not rendered and _is_unrendered(self.input) and depth_of(self.input, MAX_DEPTH) > MAX_DEPTH:
-            # Rendering keeps the nesting (and Airflow's renderer recurses): too deep is known already.
-            raise not_carried(json_problem(self.input, "input") or Problem("input", "nested too deeply"))
-        if rendered or not _is_unrendered(self.input):
-            if isinstance(self.input, str):
-                try:
-                    self.input = json.loads(self.input)
-                except RecursionError:
-                    raise AltaValidationError(
-                        f"input is a JSON string nested too deeply to read; at most {MAX_DEPTH} levels are carried"
-                    ) from None
-                except ValueError:
-                    raise AltaValidationError(
-                        "input is a string that is not JSON; pass a dict or a JSON object string"
-                    ) from None
-            ensure_json_object(self.input, "input", for_xcom=True)
-
-    def _check_values(self, *, rendered: bool) -> None:
-        """Check every argument that is already known; after rendering, all of them."""
-        self._check_input(rendered=rendered)
-        if (rendered or not _is_unrendered(self.webhooks)) and self.webhooks is not None:
-            if not self.asynchronous:
-                raise AltaValidationError(
-                    "webhooks are only delivered for asynchronous runs; set run_async=True, deferrable=True "
-                    "or wait_for_completion=False"
-                )
-            hooks = normalize_webhooks(self.webhooks) or []
-            if self.airflow_webhook and len(hooks) >= 5:
-                raise AltaValidationError(
-                    f"webhooks has {len(hooks)} entries and airflow_webhook=True adds one; Alta accepts at most 5"
-                )
-        for field in ("input_schema", "output_schema"):
-            value = getattr(self, field)
-            if rendered or not _is_unrendered(value):
-                load_schema(value, field, self._schema_dir())
-        if rendered or not _is_unrendered(self.user_id):
-            ensure_user_id(self.user_id)
 
     def render_template(
         self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
@@ -345,19 +233,10 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
         # Before Airflow stores the rendered fields: an input it cannot store fails here, naming its JSON path.
-        self._check_input(rendered=True)
-        # Mask webhook header values before Airflow stores the rendered fields.
-        from airflow.sdk.log import mask_secret
-
-        for hook in self.webhooks or []:
-            if isinstance(hook, dict) and isinstance(hook.get("headers"), dict):
-                for value in hook["headers"].values():
-                    if isinstance(value, str) and value:
-                        mask_secret(value)
-        # Airflow 3.0 stores (and logs) rendered fields unredacted: it gets header values that are already masked,
-        # and the invoke uses the rendered ones kept here.
+        self.input = checked_input(self.input, rendered=True)
+        # Airflow stores the webhooks with their header values masked; the invoke uses the rendered ones kept here.
         self._rendered_webhooks = self.webhooks
-        self.webhooks = _masked_headers(self.webhooks)
+        self.webhooks = masked_webhooks(self.webhooks)
 
     # -- execution -----------------------------------------------------------
     @cached_property
@@ -366,271 +245,101 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
         return AltaHook(self.alta_conn_id)
 
-    def _validate_before_send(self, context: Context) -> list[dict[str, Any]] | None:
-        """Every check before the first request: arguments, schemas, the invoke body itself.
-
-        Returns the webhooks to send: the user's, plus the receiver's with ``airflow_webhook``.
-        """
-        from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, WebhookSettings, airflow_webhook
-
-        self._check_values(rendered=True)
-        schema = load_schema(self.input_schema, "input_schema", self._schema_dir())
-        if schema is not None:
-            from airflow_provider_alta._airflow.finishing import schema_violation
-
-            problem = schema_violation(schema, self.input)
-            if problem:
-                raise AltaValidationError(f"input does not match input_schema at {problem}; nothing was sent")
-        webhooks = self._rendered_webhooks if self._rendered_webhooks is not None else self.webhooks
-        if self.airflow_webhook:
-            from airflow.sdk.log import mask_secret
-
-            config = self.hook.config
-            settings = WebhookSettings.from_config()
-            grant = settings.grant(_ref(self, context), context["ti"].try_number)
-            receiver = airflow_webhook(settings, config.webhook_secret, grant, config.conn_type)
-            mask_secret(receiver["headers"][SIGNATURE_HEADER])
-            webhooks = [*(normalize_webhooks(webhooks) or []), receiver]
-        build_invoke_body(self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks)
-        return webhooks
-
     @classify_errors
     def execute(self, context: Context) -> Any:
-        from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
-        from airflow_provider_alta._webhook.contract import MAILBOX_KEY, empty_mailbox
+        from airflow_provider_alta._airflow.deferral import open_mailbox, receiver_webhook, webhook_already_in
+        from airflow_provider_alta._airflow.duration_history import schedule_for_run
+        from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
+        from airflow_provider_alta.operators._arguments import checked_invoke
 
-        webhooks = self._validate_before_send(context)
-        polling = self._polling_for(context)
+        ti = context["ti"]
+        webhooks = checked_invoke(  # every check before the first request
+            self,
+            self._rendered_webhooks if self._rendered_webhooks is not None else self.webhooks,
+            (lambda: receiver_webhook(self.hook.config, self.alta_conn_id, ti)) if self.airflow_webhook else None,
+        )
+        # The schedule: the fallback spacing with a webhook, the expected end when earlier runs tell it.
+        history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
+        fallback = self.webhook_fallback_interval if self.airflow_webhook else None
+        polling = schedule_for_run(self.polling, history, fallback, self.log)
         if self.airflow_webhook:
-            # An empty mailbox, so the triggerer's frequent reads find a value instead of logging 404s; it names
-            # the connection, so the receiver takes only that connection's tokens for this task.
-            context["ti"].xcom_push(key=MAILBOX_KEY, value=empty_mailbox(self.alta_conn_id))
+            open_mailbox(ti, self.alta_conn_id)
         run = self._reattach_or_invoke(context, webhooks)
         self._run_id = run.workflow_run_id
         if self.do_xcom_push or self.airflow_webhook:
             # The webhook receiver checks deliveries against this id.
-            context["ti"].xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
+            ti.xcom_push(key=XCOM_RUN_ID, value=run.workflow_run_id)
         if not self.wait_for_completion:
-            self._forget_run(context)
+            self._durable(context).forget()
             return run.workflow_run_id
         if not run.is_terminal and self.airflow_webhook:
-            run = self._webhook_already_in(context, run)
+            run = webhook_already_in(ti, run, self.hook.get_run, self.log)
         if not run.is_terminal:
             started_at = run.start_time_ms / 1000 if run.start_time_ms else time.time()
             if self.deferrable:
                 self._defer(run, started_at, polling, context)
             run = self.hook.wait_for_run(
-                run.workflow_run_id,
-                timeout=self.timeout,
-                polling=polling,
-                started_at=started_at,
-                initial=run,
+                run.workflow_run_id, timeout=self.timeout, polling=polling, started_at=started_at, initial=run
             )
         return self._finish(run, context)
 
-    def _polling_for(self, context: Context) -> PollingSettings:
-        """The schedule of this run: the fallback spacing with a webhook, the expected end when known."""
-        from airflow_provider_alta._core.polling import settings_for_run
-
-        history = self._recent_durations(context) if self.duration_aware and self.asynchronous else []
-        fallback = self.webhook_fallback_interval if self.airflow_webhook else None
-        polling = settings_for_run(self.polling, [ms / 1000 for ms in history], fallback)
-        if polling.expected_duration is not None:
-            self.log.info(
-                "Earlier runs took %.1f to %.1f s: first query after %.1f s",
-                min(history) / 1000,
-                max(history) / 1000,
-                polling.expected_duration,
-            )
-        return polling
-
-    def _recent_durations(self, context: Context) -> list[float]:
-        """Execution times (ms) of the task's last successful runs, from its own XCom history (read once).
-
-        A mapped task's instances run one workflow over different inputs, and an instance's map index names no
-        input from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
-        """
-        from airflow_provider_alta._airflow.compat import earlier_xcoms, pull_latest_xcom
-        from airflow_provider_alta._airflow.finishing import XCOM_RECENT_DURATIONS
-
-        if self._recent_ms is not None:
-            return self._recent_ms
-        ti = context["ti"]
-        found = earlier_xcoms(ti, XCOM_RECENT_DURATIONS, limit=HISTORY_POOL)
-        if found is None or (found and ti.map_index in (None, -1)):
-            values = pull_latest_xcom(ti, XCOM_RECENT_DURATIONS)
-        else:
-            values = [v for history in found if isinstance(history, list) for v in history]
-        self._recent_ms = [
-            float(v)
-            for v in (values if isinstance(values, list) else [])
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-        ]
-        return self._recent_ms
-
-    def _webhook_already_in(self, context: Context, run: WorkflowRun) -> WorkflowRun:
-        """A webhook that arrived before the deferral: confirm it now and skip the triggerer."""
-        from airflow_provider_alta._webhook.contract import MAILBOX_KEY, announces_end
-
-        ti = context["ti"]
-        notice = ti.xcom_pull(task_ids=ti.task_id, key=MAILBOX_KEY, map_indexes=ti.map_index)
-        if not announces_end(notice, run.workflow_run_id):
-            return run
-        confirmed = self.hook.get_run(run.workflow_run_id)
-        self.log.info("The webhook arrived before deferring; Alta confirms %s", confirmed.status.value)
-        return confirmed
-
     def _reattach_or_invoke(self, context: Context, webhooks: list[dict[str, Any]] | None) -> WorkflowRun:
         """Reuse the run a previous try started when it is live or succeeded; else invoke."""
-        from airflow_provider_alta.models import RunStatus
-
-        store = self._store(context) if self.durable else None
-        # A first try has no earlier run to reattach to (and the lookup would log a 404 before Airflow 3.3).
-        stored = store.get() if store is not None and context["ti"].try_number > 1 else None
-        if store is not None and stored and stored.startswith(SYNC_INVOKE_MARK):
-            self._after_a_lost_synchronous_invoke(stored, store)
-        elif store is not None and stored:
-            try:
-                previous = self.hook.get_run(stored)
-            except AltaNotFoundError as err:
-                self._after_an_unknown_stored_run(stored, err, store)
-            else:
-                if previous.status is not RunStatus.FAILED:
-                    self.log.info(
-                        "Reattaching to Alta %s from a previous try (status %s); no new run started",
-                        previous.describe(),
-                        previous.status.value,
-                    )
-                    return previous
-                self.log.warning("The run %s of a previous try FAILED; starting a new run", stored)
-        if self.asynchronous:
-            self.log.info("Invoking the Alta workflow of connection %r (%s)", self.alta_conn_id, self.mode)
-        else:
-            self.log.info(
-                "Invoking the Alta workflow of connection %r synchronously: one request that lasts as long as the run",
-                self.alta_conn_id,
-            )
-        if store is not None and not self.asynchronous:
-            # Alta names a synchronous run only when it ends: if this worker is lost meanwhile, the mark tells the
-            # retry that a paid run may exist that nobody can find.
-            store.set(f"{SYNC_INVOKE_MARK}{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-        try:
-            run = self.hook.invoke_workflow(
-                self.input, user_id=self.user_id, is_async=self.asynchronous, webhooks=webhooks
-            )
-        except AltaInvokeOutcomeUnknownError as err:
-            # An answer that named its run but could not be read (e.g. nested too deeply): a retry must find it.
-            if store is not None and err.workflow_run_id:
-                self._keep_run_id(store, err.workflow_run_id)
-            raise
-        except AltaError:
-            if store is not None and not self.asynchronous:
-                store.clear()  # any other Alta error means no run started: a retry may invoke
-            raise
-        if self.asynchronous:  # a synchronous run has ended by now: finishing it logs the one closing line
-            self.log.info("Alta started %s (status %s)", run.describe(), run.status.value)
-        if store is not None:
-            self._keep_run_id(store, run.workflow_run_id)
-        return run
-
-    def _after_a_lost_synchronous_invoke(self, mark: str, store: RunIdStore) -> None:
-        """A previous try was lost while its synchronous invoke was open: refuse to pay twice, unless allowed."""
-        since = mark.removeprefix(SYNC_INVOKE_MARK)
-        if not self.retry_on_unknown_outcome:
-            store.clear()  # this try decides; clearing the task afterwards is the user's choice of a new run
-            raise AltaInvokeOutcomeUnknownError(
-                f"A previous try of this task was lost during its synchronous invoke (sent at {since}); Alta names "
-                "a synchronous run only when it ends, so that run, which may have been paid for, cannot be found "
-                "and this try does not start a second one. run_async=True or deferrable=True get the run's id at "
-                "once, so a retry after a lost worker reattaches to it"
-            )
-        self.log.warning(
-            "A previous try was lost during its synchronous invoke (sent at %s); its run cannot be found: starting "
-            "a new run (retry_on_unknown_outcome=True)",
-            since,
+        return self._durable(context).reattach_or_invoke(
+            self.input, user_id=self.user_id, webhooks=webhooks, try_number=context["ti"].try_number
         )
 
-    def _after_an_unknown_stored_run(self, stored: str, err: AltaNotFoundError, store: RunIdStore) -> None:
-        """Alta answers 404 for the run a previous try started: refuse to start another in its place, unless allowed."""
-        if not self.retry_on_unknown_outcome:
-            store.clear()  # this try decides; clearing the task afterwards is the user's choice of a new run
-            raise AltaRunUnknownError(
-                f"Alta does not know the run {stored} that a previous try of this task started (it may have expired "
-                "from Alta's history, or the connection now holds another key), so whether it ran and what it cost "
-                "is unknown; this try does not start a new paid run in its place",
-                **err.api_facts(),
-                workflow_run_id=stored,
-            )
-        self.log.warning(
-            "The run %s of a previous try is unknown to Alta (%s); starting a new run (retry_on_unknown_outcome=True)",
-            stored,
-            err.code or f"HTTP {err.status}",
+    def _durable(self, context: Context) -> DurableInvoke:
+        """This try's reattach protocol (``_airflow/reattach``), on the task's store unless ``durable=False``."""
+        from airflow_provider_alta._airflow.reattach import DurableInvoke, task_store
+        from airflow_provider_alta._airflow.triggerer_finish import may_end_in_triggerer
+
+        return DurableInvoke(
+            self.hook,
+            task_store(context, trigger_forgets=may_end_in_triggerer(self)) if self.durable else None,
+            self.log,
+            asynchronous=self.asynchronous,
+            retry_on_unknown_outcome=self.retry_on_unknown_outcome,
+            conn_id=self.alta_conn_id,
+            mode=self.mode,
         )
 
-    def _keep_run_id(self, store: RunIdStore, workflow_run_id: str) -> None:
-        store.set(workflow_run_id)
-        self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
+    def _recent_durations(self, context: Context) -> list[float]:
+        """Execution times (ms) of the task's last successful runs, read once (see ``_airflow/duration_history``)."""
+        from airflow_provider_alta._airflow.duration_history import recent_durations
+
+        if self._recent_ms is None:
+            self._recent_ms = recent_durations(context["ti"])
+        return self._recent_ms
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
-        from airflow_provider_alta._airflow.compat import note_the_deferring_try
+        """Hand the wait to the triggerer, and say where the task ends when the run succeeds (``_airflow/deferral``)."""
+        from airflow_provider_alta._airflow import deferral
+        from airflow_provider_alta._airflow.triggerer_finish import finish_for
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
-        deadline = time.time() + self.timeout if self.timeout is not None else None
-        ending = self._ending(context, run)
-        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
-        note_the_deferring_try(context)
+        ti = context["ti"]
+
+        def settings() -> dict[str, Any]:  # asked only when the trigger may end the task
+            pushed = deferral.push_final_facts(ti, run) if self.do_xcom_push else ()
+            return deferral.finish_settings(self._contract(context), self._durable(context).store, pushed)
+
+        ending = finish_for(self, context, settings)
+        kwargs = deferral.trigger_kwargs(
+            run,
+            conn_id=self.alta_conn_id,
+            timeout=self.timeout,
+            started_at=started_at,
+            polling=polling,
+            ending=ending,
+            mailbox=deferral.task_instance_ref(self.alta_conn_id, ti) if self.airflow_webhook else None,
+            mailbox_interval=self.webhook_check_interval,
+        )
+        deferral.announce_deferral(self.log, context, run, ending)
         self.defer(
-            trigger=AltaWorkflowRunTrigger(
-                workflow_run_id=run.workflow_run_id,
-                alta_conn_id=self.alta_conn_id,
-                deadline=deadline,
-                started_at=started_at,
-                polling=polling.to_dict(),
-                last_status=run.status.value,
-                mailbox=_ref(self, context).to_dict() if self.airflow_webhook else None,
-                mailbox_interval=self.webhook_check_interval,
-                workflow_name=run.workflow_name,
-                workflow_version=run.workflow_version,
-                finish=ending.finish_kwarg(),
-            ),
-            method_name="execute_complete",
-            kwargs={"workflow_run_id": run.workflow_run_id, "try_number": context["ti"].try_number},
-            timeout=None,
+            trigger=AltaWorkflowRunTrigger(**kwargs),
+            **deferral.resume_at_execute_complete(context, run.workflow_run_id),
         )
-
-    def _ending(self, context: Context, run: WorkflowRun) -> Ending:
-        """Where this task ends when its run succeeds: what the trigger needs to end it itself, or why it may not."""
-        from airflow_provider_alta._airflow.compat import variable_key
-        from airflow_provider_alta._airflow.triggerer_finish import finish_for
-
-        keeps_history = self.duration_aware and self.do_xcom_push
-        return finish_for(
-            self,
-            context,
-            lambda: {
-                "output_schema": load_schema(self.output_schema, "output_schema", self._schema_dir()),
-                "max_cost": self.max_cost,
-                "max_tokens": self.max_tokens,
-                "limits_warn_only": self.limits_warn_only,
-                "recent_durations": self._recent_durations(context) if keeps_history else None,
-                "forget_variable": variable_key(self._store(context)) if self.durable else None,
-                "pushed_before": self._push_before_deferring(context, run) if self.do_xcom_push else (),
-            },
-        )
-
-    def _push_before_deferring(self, context: Context, run: WorkflowRun) -> tuple[str, ...]:
-        """Push now, from the worker, the XComs whose values are final already, so that the trigger pushes fewer.
-
-        ``workflow_run_id`` went out in ``execute``; the workflow's name and version are known from the invoke.
-        """
-        from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
-
-        pushed = [XCOM_RUN_ID]
-        for key, value in (("workflow_name", run.workflow_name), ("workflow_version", run.workflow_version)):
-            if value is not None:
-                context["ti"].xcom_push(key=key, value=value)
-                pushed.append(key)
-        return tuple(pushed)
 
     @classify_errors
     def execute_complete(
@@ -651,52 +360,33 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         return self._finish(run, context, trigger_queries=queries_in_event(event))
 
     def _finish(self, run: WorkflowRun, context: Context, trigger_queries: int = 0) -> Any:
-        from airflow_provider_alta._airflow.finishing import (
-            XCOM_RECENT_DURATIONS,
-            extended_history,
-            finish_run,
-            queries_sent,
-        )
-        from airflow_provider_alta.models import RunStatus
+        from airflow_provider_alta._airflow.finishing import finish_run, queries_sent
 
         self._final_run = run
-        if run.status is RunStatus.FAILED:
-            self._forget_run(context)
-        result = finish_run(
+        return finish_run(
             run,
+            self._contract(context),
             context=context,
             log=self.log,
+            conn_id=self.alta_conn_id,
+            queries=queries_sent(self) + trigger_queries,
+            forget=self._durable(context).forget,
+        )
+
+    def _contract(self, context: Context) -> FinishContract:
+        """What this task promised about the end of its run (see ``_core/finish_plan``)."""
+        from airflow_provider_alta._core.finish_plan import FinishContract
+
+        keeps_history = self.duration_aware and self.asynchronous and self.do_xcom_push
+        return FinishContract(
             push=self.do_xcom_push,
-            output_schema=load_schema(self.output_schema, "output_schema", self._schema_dir()),
+            output_format=self.output_format,
+            output_schema=load_schema(self.output_schema, "output_schema", self._schema_dir),
             max_cost=self.max_cost,
             max_tokens=self.max_tokens,
             limits_warn_only=self.limits_warn_only,
-            output_format=self.output_format,
-            conn_id=self.alta_conn_id,
-            queries=queries_sent(self) + trigger_queries,
+            recent_durations=self._recent_durations(context) if keeps_history else None,
         )
-        if self.duration_aware and self.asynchronous and self.do_xcom_push and run.execution_time_ms:
-            history = extended_history(self._recent_durations(context), run.execution_time_ms)
-            context["ti"].xcom_push(key=XCOM_RECENT_DURATIONS, value=history)
-        self._forget_run(context)
-        return result
-
-    def _forget_run(self, context: Context) -> None:
-        """Drop the stored run id: the task succeeded, or its run FAILED (a retry starts a new run anyway)."""
-        if self.durable:
-            self._store(context).clear()
-
-    def _store(self, context: Context) -> RunIdStore:
-        """Where this task keeps its run id: somewhere its trigger can forget it, when the trigger may end it."""
-        from airflow_provider_alta._airflow.compat import run_id_store
-
-        return run_id_store(context, STATE_KEY, trigger_forgets=self._may_end_in_triggerer())
-
-    def _may_end_in_triggerer(self) -> bool:
-        """Whether the trigger may end this task: fixed by the task's settings, so every try agrees."""
-        from airflow_provider_alta._airflow.triggerer_finish import why_not_in_triggerer
-
-        return self.deferrable and self.end_in_triggerer and why_not_in_triggerer(self) is None
 
     def on_kill(self) -> None:
         if self._run_id:
@@ -705,28 +395,3 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
                 "and may still consume credits",
                 self._run_id,
             )
-
-
-def _masked_headers(webhooks: Any) -> Any:
-    """``webhooks`` with every header value replaced by Airflow's mask (other shapes are left for validation)."""
-    if not isinstance(webhooks, list):
-        return webhooks
-    return [
-        {**hook, "headers": {name: "***" for name in hook["headers"]}}
-        if isinstance(hook, dict) and isinstance(hook.get("headers"), dict)
-        else hook
-        for hook in webhooks
-    ]
-
-
-def _ref(operator: AltaRunWorkflowOperator, context: Context) -> TaskInstanceRef:
-    from airflow_provider_alta._webhook.contract import TaskInstanceRef
-
-    ti = context["ti"]
-    return TaskInstanceRef(
-        conn_id=operator.alta_conn_id,
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        task_id=ti.task_id,
-        map_index=ti.map_index if ti.map_index is not None else -1,
-    )

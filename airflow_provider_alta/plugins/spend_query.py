@@ -1,7 +1,7 @@
 """What Alta runs cost, aggregated in SQL from the XComs every finished run leaves behind.
 
 A finished Alta task instance has, among its XComs, ``workflow_run_id``, ``status`` (``SUCCEED`` or ``FAILED``),
-``total_cost``, ``total_tokens`` and ``workflow_name`` (see :mod:`airflow_provider_alta._airflow.finishing`). One query
+``total_cost``, ``total_tokens`` and ``workflow_name`` (see :mod:`airflow_provider_alta._core.finish_plan`). One query
 pivots those rows per task instance, keeps the finished ones of the readable DAGs in the range, and groups them
 by day, DAG, task and workflow; Python only lays the few grouped rows out. Nothing new is stored. The day is
 the UTC day of the ``status`` XCom, written when the run's end was handled. A task instance counts once, with

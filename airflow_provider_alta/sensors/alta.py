@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -27,6 +26,7 @@ from airflow_provider_alta.templated import Templated, rendered
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_alta._core.finish_plan import FinishContract
     from airflow_provider_alta.hooks.alta import AltaHook
     from airflow_provider_alta.models import WorkflowRun
 
@@ -109,14 +109,22 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
         self._final_run = run
         return finish_run(
             run,
+            self._contract(),
             context=context,
             log=self.log,
-            push=self.do_xcom_push,
-            output_schema=load_schema(self.output_schema, "output_schema"),
-            failed_error=AltaWorkflowRunFailedError,
-            output_format=self.output_format,
             conn_id=self.alta_conn_id,
             queries=queries_sent(self) + trigger_queries,
+        )
+
+    def _contract(self) -> FinishContract:
+        """What this task promised about the end of the run (see ``_core/finish_plan``)."""
+        from airflow_provider_alta._core.finish_plan import FinishContract
+
+        return FinishContract(
+            push=self.do_xcom_push,
+            output_format=self.output_format,
+            output_schema=load_schema(self.output_schema, "output_schema"),
+            failed_error=AltaWorkflowRunFailedError,
         )
 
     @classify_errors
@@ -130,30 +138,25 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
         run = self.hook.get_run(self.workflow_run_id)
         if run.is_terminal:
             return self._settle(run, context)
-        from airflow_provider_alta._airflow.compat import note_the_deferring_try
-        from airflow_provider_alta._airflow.triggerer_finish import finish_for
+        from airflow_provider_alta._airflow import deferral
+        from airflow_provider_alta._airflow.triggerer_finish import carried, finish_for
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        schema = load_schema(self.output_schema, "output_schema")
-        ending = finish_for(self, context, lambda: {"output_schema": schema})
-        self.log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
-        note_the_deferring_try(context)
+        contract = self._contract()
+        ending = finish_for(self, context, lambda: carried(contract))
+        kwargs = deferral.trigger_kwargs(
+            run,
+            conn_id=self.alta_conn_id,
+            timeout=float(timeout),
+            started_at=run.start_time_ms / 1000 if run.start_time_ms else None,
+            polling=self.polling,
+            ending=ending,
+        )
+        deferral.announce_deferral(self.log, context, run, ending)
         self.defer(
-            trigger=AltaWorkflowRunTrigger(
-                workflow_run_id=self.workflow_run_id,
-                alta_conn_id=self.alta_conn_id,
-                deadline=time.time() + float(timeout),
-                started_at=run.start_time_ms / 1000 if run.start_time_ms else None,
-                polling=self.polling.to_dict(),
-                last_status=run.status.value,
-                workflow_name=run.workflow_name,
-                workflow_version=run.workflow_version,
-                finish=ending.finish_kwarg(),
-            ),
-            method_name="execute_complete",
-            kwargs={"workflow_run_id": self.workflow_run_id, "try_number": context["ti"].try_number},
-            timeout=None,
+            trigger=AltaWorkflowRunTrigger(**kwargs),
+            **deferral.resume_at_execute_complete(context, self.workflow_run_id),
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:

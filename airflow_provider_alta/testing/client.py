@@ -10,8 +10,23 @@ import json
 import urllib.request
 from typing import Any
 
-from airflow_provider_alta.testing.emulator import key_id
+from airflow_provider_alta.testing.model import key_id
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY
+
+#: A key's counters before its first request.
+_NOTHING_YET: dict[str, Any] = {
+    "invokes": 0,
+    "runs": 0,
+    "refused_inputs": 0,
+    "concurrency_refused": 0,
+    "rate_limited": 0,
+    "queries": 0,
+    "in_flight": 0,
+    "peak_in_flight": 0,
+    "distinct_inputs": 0,
+    "duplicate_runs": 0,
+    "duplicate_inputs": [],
+}
 
 
 class EmulatorClient:
@@ -50,13 +65,22 @@ class EmulatorClient:
         more answered as usual, when given)."""
         self._call("POST", "/_emulator/faults", {"endpoint": endpoint, "kind": kind, "count": count, **options})
 
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._call("GET", "/_emulator/stats")
+    def stats(self, *, logs: bool = True) -> dict[str, Any]:
+        """The counters (``keys``: each key's); with ``logs``, the request log, webhook deliveries and sink too."""
+        stats: dict[str, Any] = self._call("GET", "/_emulator/stats" + ("" if logs else "?logs=0"))
         return stats
 
+    def key_stats(self, api_key: str | None = None) -> dict[str, Any]:
+        """One key's counters: ``runs`` (paid), ``invokes``, ``refused_inputs``, ``concurrency_refused``,
+        ``rate_limited``, ``queries``, ``in_flight``, ``peak_in_flight``, ``distinct_inputs``, ``duplicate_runs``,
+        ``duplicate_inputs`` (all 0 for a key that sent nothing yet)."""
+        keys: dict[str, Any] = self.stats(logs=False)["keys"]
+        return dict(keys.get(key_id(api_key or self.api_key)) or _NOTHING_YET)
+
     def invoke_count(self, api_key: str | None = None) -> int:
-        """How many invoke requests for this key reached the emulator's handler."""
-        return int(self.stats()["invokes_by_key"].get(key_id(api_key or self.api_key), 0))
+        """How many invoke requests for this key reached the emulator's handler (runs started and inputs refused;
+        not those the rate or concurrency limit refused)."""
+        return int(self.stats(logs=False)["invokes_by_key"].get(key_id(api_key or self.api_key), 0))
 
     def request_count(self, endpoint: str | None = None) -> int:
         requests = self.stats()["requests"]

@@ -1,15 +1,19 @@
 """The emulator's model of Alta: runs, their status over time, faults to inject (no HTTP here).
 
-:mod:`airflow_provider_alta.testing.emulator` serves this model over HTTP.
+:mod:`airflow_provider_alta.testing.api` serves this model over HTTP.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_alta.testing.directives import without_directive
 from airflow_provider_alta.testing.workflows import WorkflowConfig
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 INVOKE = "invoke"
 QUERY = "query"
@@ -46,8 +50,11 @@ class Fault:
         return fault
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
+    """One run as the emulator keeps it for its lifetime: a few fields and the input it was sent, nothing per run
+    that grows (its workflow is shared with the key's other runs; its output is rendered when asked for)."""
+
     run_id: str
     api_key: str = field(repr=False)
     workflow: WorkflowConfig
@@ -55,18 +62,22 @@ class Run:
     is_async: bool
     created_at: float
     failed: bool
+    #: Workflow seconds the run lasts (its wall-clock length is this times the workflow's ``time_scale``).
+    duration: float
     webhooks: list[dict[str, Any]] = field(default_factory=list, repr=False)
     queries: int = 0
     last_query_at: float | None = None
+    #: Set by the input's ``fail`` directive when it gives its own message; else the workflow's.
+    failure_message: str | None = None
 
     @property
     def ends_at(self) -> float:
-        return self.created_at + self.workflow.wall_seconds(self.workflow.duration)
+        return self.created_at + self.workflow.wall_seconds(self.duration)
 
     def status(self, now: float) -> str:
         if now >= self.ends_at:
             return "FAILED" if self.failed else "SUCCEED"
-        if now < self.created_at + self.workflow.wall_seconds(min(0.2, self.workflow.duration / 10)):
+        if now < self.created_at + self.workflow.wall_seconds(min(0.2, self.duration / 10)):
             return "PENDING"
         return "RUNNING"
 
@@ -89,8 +100,8 @@ class Run:
         body["startTime"] = int(self.created_at * 1000)
         if status == "SUCCEED":
             body.update(
-                output=wf.render_output(self.input),
-                workflowExecutionTime=int(wf.duration * 1000),
+                output=wf.render_output(without_directive(self.input)),
+                workflowExecutionTime=int(self.duration * 1000),
                 totalCost=wf.cost,
                 totalTokens=wf.tokens,
                 endTime=int(self.ends_at * 1000),
@@ -98,8 +109,8 @@ class Run:
         elif status == "FAILED":
             body.update(
                 output=None,
-                errorMessage=wf.failure_message,
-                workflowExecutionTime=int(wf.duration * 1000),
+                errorMessage=self.failure_message or wf.failure_message,
+                workflowExecutionTime=int(self.duration * 1000),
                 totalCost=round(wf.cost / 2, 4),
                 totalTokens=wf.tokens // 2,
                 endTime=int(self.ends_at * 1000),
@@ -108,12 +119,27 @@ class Run:
 
 
 def check_input(workflow: WorkflowConfig, run_input: dict[str, Any]) -> str | None:
+    """Why ``run_input`` does not match the workflow's Start node, else ``None``."""
     if not workflow.input_schema:
         return None
-    import jsonschema
-
-    errors = list(jsonschema.Draft202012Validator(workflow.input_schema).iter_errors(run_input))
+    errors = list(_validator(workflow.input_schema).iter_errors(run_input))
     if not errors:
         return None
     where = "/".join(str(p) for p in errors[0].path) or "input"
     return f"Input does not match the Start node: {where}: {errors[0].message}"
+
+
+#: Built validators by the identity of their schema (held here, so the identity stays its own): building one costs
+#: more than checking an input with it, and a key's workflow keeps its schema until it is configured again.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Validator:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None:
+        import jsonschema
+
+        if len(_VALIDATORS) >= 64:
+            _VALIDATORS.clear()
+        cached = _VALIDATORS[id(schema)] = (schema, jsonschema.Draft202012Validator(schema))
+    return cached[1]

@@ -6,7 +6,7 @@ import copy
 import random
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 #: The API key the emulator accepts out of the box, selecting ``todayNews``.
 DEFAULT_API_KEY = "alta-emulator-key"
@@ -47,6 +47,9 @@ class WorkflowConfig:
     workflow_id: str = "wf-todaynews"
     input_schema: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(TODAY_NEWS_INPUT_SCHEMA))
     duration: float = 1.0
+    #: Spread of the runs' durations: each lasts ``duration`` plus or minus up to this many seconds, drawn uniformly
+    #: from the emulator's seeded generator (the same sequence after every start and reset), never below 0.
+    duration_jitter: float = 0.0
     #: An input field whose number (seconds) sets that run's duration instead of ``duration``.
     duration_field: str | None = None
     outcome: str = "succeed"  # or "fail"
@@ -66,6 +69,9 @@ class WorkflowConfig:
     #: Wall-clock seconds per workflow second: 0.01 runs a "15 s" workflow in 0.15 s (its answers still say 15 s),
     #: for tests of what a run does rather than of how long it takes.
     time_scale: float = 1.0
+    #: Runs the key may have in flight (PENDING or RUNNING) at once; one invoke more is answered 429
+    #: ``CONCURRENCY_LIMIT_EXCEEDED`` and starts nothing. ``None``: the emulator's own limit (none by default).
+    concurrency_limit: int | None = None
     #: How many of each run's first queries answer 404 ``RUN_NOT_FOUND`` before the run is found, as from an API
     #: that answers for a new run only a moment after its invoke: a task's wait meets a 404 its retry can fix.
     queries_not_found: int = 0
@@ -85,19 +91,23 @@ class WorkflowConfig:
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0")
-        if (
-            isinstance(config.time_scale, bool)
-            or not isinstance(config.time_scale, (int, float))
-            or config.time_scale <= 0
-        ):
+        if not _is_number(config.time_scale) or config.time_scale <= 0:
             raise ValueError("time_scale must be a number > 0")
+        if not _is_number(config.duration_jitter) or config.duration_jitter < 0:
+            raise ValueError("duration_jitter must be a number of seconds >= 0")
+        limit = config.concurrency_limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError("concurrency_limit must be a whole number >= 1, or null for the emulator's own")
         return config
 
-    def duration_for(self, run_input: dict[str, Any]) -> float:
-        """How long a run of ``run_input`` lasts."""
+    def duration_for(self, run_input: dict[str, Any], rng: random.Random | None = None) -> float:
+        """How long a run of ``run_input`` lasts: its ``duration_field``, else ``duration`` spread by
+        ``duration_jitter`` (drawn from ``rng``)."""
         value = run_input.get(self.duration_field) if self.duration_field else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        if _is_number(value) and value >= 0:
             return float(value)
+        if self.duration_jitter and rng is not None:
+            return max(0.0, self.duration + rng.uniform(-self.duration_jitter, self.duration_jitter))
         return self.duration
 
     def wall_seconds(self, seconds: float) -> float:
@@ -112,6 +122,10 @@ class WorkflowConfig:
             return copy.deepcopy(run_input)
         values = {k: v if isinstance(v, str) else str(v) for k, v in run_input.items()}
         return _substitute(self.output, values)
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _substitute(node: Any, values: dict[str, str]) -> Any:

@@ -15,11 +15,12 @@ from airflow_provider_alta._airflow.finishing import (
     OUTPUT_WITHHELD,
     error_for_event,
     event_body,
-    log_closing_line,
+    log_the_end,
 )
 from airflow_provider_alta._airflow.metrics import emit_run_metrics
 from airflow_provider_alta._airflow.triggerer_finish import TriggererFinish
 from airflow_provider_alta._airflow.triggerer_warmup import prepare_supervisor
+from airflow_provider_alta._core.finish_plan import plan_finish
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta._core.waiting import Notice
@@ -233,20 +234,15 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         if not compat.in_triggerer():
             self.log.info("Not in a triggerer (dag.test() runs triggers inline): the task resumes to finish")
             return False
-        try:
-            pushed = finish.xcoms(run, self.log)
-        except AltaError as err:
-            self.log.info("The task resumes on a worker to fail there: %s", err)
+        plan = plan_finish(run, finish.contract())
+        if plan.error is not None:
+            self.log.info("The task resumes on a worker to fail there: %s", plan.error)
             return False
-        log_closing_line(run, self.log)
+        log_the_end(plan, self.log)
         if not await self._closing_line_read(finish):
             return False
         try:
-            await compat.aset_xcoms(
-                pushed, dag_id=finish.dag_id, run_id=finish.run_id, task_id=finish.task_id, map_index=finish.map_index
-            )
-            if finish.forget_variable:
-                await compat.adelete_variable(finish.forget_variable)
+            await finish.apply(plan)
         except Exception as exc:
             self.log.warning(
                 "Could not finish %s in the triggerer (%s: %s); it resumes on a worker, which pushes its XComs",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import URL_PREFIX, TaskInstanceRef, sign
 from airflow_provider_alta._webhook.mailbox_reader import FAILURES_LOGGED, active_readers, mailboxes_url, watch_mailbox
 from airflow_provider_alta._webhook.receiver import create_app

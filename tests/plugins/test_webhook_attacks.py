@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, MAX_BODY_BYTES, SIGNATURE_HEADER, WebhookGrant, sign
 from airflow_provider_alta._webhook.mailbox_store import MailboxStore
 from airflow_provider_alta._webhook.receiver import create_app

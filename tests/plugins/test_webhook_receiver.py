@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from airflow_provider_alta._airflow.finishing import XCOM_RUN_ID
+from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,

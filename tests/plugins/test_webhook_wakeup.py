@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta._airflow.finishing import XCOM_RECENT_DURATIONS, XCOM_RUN_ID
+from airflow_provider_alta._core.finish_plan import XCOM_RECENT_DURATIONS, XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,

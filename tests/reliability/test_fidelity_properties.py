@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_alta._airflow.finishing import finish_run
+from airflow_provider_alta._core.finish_plan import FinishContract
 from airflow_provider_alta._core.json_limits import (
     MAX_DEPTH,
     SERDE_LEGACY_PAIR,
@@ -94,7 +95,7 @@ def _finish(output: Any, output_format: str) -> Any:
     run = WorkflowRun.from_response(body, copy_body=False)
     assert run.status is RunStatus.SUCCEED
     log = SimpleNamespace(info=lambda *a: None, warning=lambda *a: None)
-    return finish_run(run, context={"ti": _Ti()}, log=log, push=True, output_format=output_format)
+    return finish_run(run, FinishContract(push=True, output_format=output_format), context={"ti": _Ti()}, log=log)
 
 
 @settings(max_examples=150, deadline=None)

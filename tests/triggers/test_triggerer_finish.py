@@ -21,14 +21,17 @@ from airflow_provider_alta._airflow.compat import (
     run_id_store,
     variable_key,
 )
+from airflow_provider_alta._airflow.finishing import finish_run
 from airflow_provider_alta._airflow.triggerer_finish import (
     AIRFLOW_3_0_REASON,
     OPENLINEAGE_REASON,
     TriggererFinish,
+    carried,
     finish_for,
     why_not_in_triggerer,
 )
-from airflow_provider_alta.exceptions import AltaContractError, AltaUnsupportedOutputError, AltaValidationError
+from airflow_provider_alta._core.finish_plan import FinishContract, plan_finish
+from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
@@ -59,55 +62,46 @@ def run(**changes) -> WorkflowRun:
     return WorkflowRun.from_response({**BODY, **changes})
 
 
-def test_pushes_what_the_worker_pushes():
-    pushed = TriggererFinish(**WHERE, push=True, recent_durations=[9000.0, 11000.0]).xcoms(run(), log)
-    assert pushed == {
-        "workflow_run_id": "r-1",
-        "status": "SUCCEED",
-        "total_cost": 0.5,
-        "total_tokens": 1200,
-        "workflow_execution_time_ms": 15000,
-        "workflow_name": "todayNews",
-        "workflow_version": "1.0.1",
-        "return_value": {"news": [{"title": "A"}]},
-        "alta_recent_execution_times_ms": [9000.0, 11000.0, 15000],
-    }
+class RecordingTi:
+    """A worker's task instance, as far as the finish uses it: it keeps what is pushed."""
 
+    dag_id, task_id = WHERE["dag_id"], WHERE["task_id"]
 
-def test_what_the_task_pushed_before_deferring_is_not_pushed_again():
-    finish = TriggererFinish(**WHERE, push=True, pushed_before=("workflow_run_id", "workflow_name"))
-    pushed = finish.xcoms(run(), log)
-    assert "workflow_run_id" not in pushed and "workflow_name" not in pushed and pushed["status"] == "SUCCEED"
-    assert TriggererFinish.from_dict(json.loads(json.dumps(finish.to_dict()))) == finish
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
 
-
-def test_output_as_json_text_and_no_push():
-    text = TriggererFinish(**WHERE, push=True, output_format="json").xcoms(run(), log)["return_value"]
-    assert isinstance(text, str) and json.loads(text) == BODY["output"]
-    assert TriggererFinish(**WHERE, push=False).xcoms(run(), log) == {}
-    assert "return_value" not in TriggererFinish(**WHERE, push=True).xcoms(run(output=None), log)
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
 
 
 @pytest.mark.parametrize(
-    ("settings", "changes", "error", "message"),
+    ("contract", "history"),
     [
-        ({"max_cost": 0.1}, {}, AltaContractError, "over max_cost=0.1"),
-        ({"max_tokens": 100}, {}, AltaContractError, "over max_tokens=100"),
-        ({"output_schema": {"type": "object", "required": ["summary"]}}, {}, AltaContractError, "output_schema"),
-        ({}, {"output": {"__classname__": "x"}}, AltaUnsupportedOutputError, "output_format='json'"),
+        (FinishContract(push=True, recent_durations=[9000.0, 11000.0]), [9000.0, 11000.0, 15000]),
+        (FinishContract(push=True, output_format="json", max_cost=1.0, output_schema={"type": "object"}), None),
+        (FinishContract(push=True, max_tokens=100, limits_warn_only=True), None),
+        (FinishContract(push=False, recent_durations=[9000.0]), None),
     ],
 )
-def test_a_broken_contract_is_the_workers_to_raise(settings, changes, error, message):
-    with pytest.raises(error, match=message) as caught:
-        TriggererFinish(**WHERE, push=True, **settings).xcoms(run(**changes), log)
-    assert caught.value.workflow_run_id == "r-1"
+def test_the_trigger_pushes_what_the_worker_pushes_and_returns(contract, history):
+    """The same plan, two appliers: a worker's pushes, plus the return value Airflow pushes for it, are the XComs a
+    trigger pushes when it ends the task, with the contract carried through the trigger's kwargs."""
+    ti = RecordingTi()
+    returned = finish_run(run(), contract, context={"ti": ti}, log=log)
+    worker = {**ti.pushed, "return_value": returned} if contract.push else ti.pushed
+    finish = TriggererFinish(**WHERE, push=contract.push, output_format=contract.output_format, **carried(contract))
+    finish = TriggererFinish.from_dict(json.loads(json.dumps(finish.to_dict())))
+    assert finish.contract() == contract
+    assert plan_finish(run(), finish.contract()).with_return_value() == worker
+    assert worker.get("alta_recent_execution_times_ms") == history
 
 
-def test_limits_warn_only_warns_and_ends(caplog):
-    finish = TriggererFinish(**WHERE, push=True, max_cost=0.1, limits_warn_only=True)
-    with caplog.at_level(logging.WARNING):
-        assert finish.xcoms(run(), log)["status"] == "SUCCEED"
-    assert "continuing because limits_warn_only=True" in caplog.text
+def test_what_the_task_pushed_before_deferring_is_not_pushed_again():
+    contract = FinishContract(push=True, pushed_before=("workflow_run_id", "workflow_name"))
+    finish = TriggererFinish(**WHERE, push=True, **carried(contract))
+    pushed = plan_finish(run(), finish.contract()).with_return_value()
+    assert "workflow_run_id" not in pushed and "workflow_name" not in pushed and pushed["status"] == "SUCCEED"
+    assert TriggererFinish.from_dict(json.loads(json.dumps(finish.to_dict()))) == finish
 
 
 def test_kwargs_round_trip_as_plain_json_without_secrets():

@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_alta.testing.workflows import DEFAULT_API_KEY
 from tests.emulator_cli import COMMAND, Emulator
+from tests.testing.wire import start_run
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ def test_quiet_logs_no_requests(monkeypatch):
 
 def test_help_names_the_key():
     shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True, env=os.environ).stdout
-    assert DEFAULT_API_KEY in " ".join(shown.split()) and "--quiet" in shown
+    assert DEFAULT_API_KEY in " ".join(shown.split())
+    assert {"--quiet", "--concurrency-limit", "--seed"} <= set(shown.split())
 
 
 def test_keys_from_a_config_file_are_never_printed(tmp_path):
@@ -66,3 +68,19 @@ def test_keys_from_a_config_file_are_never_printed(tmp_path):
     output = emulator.stop()
     assert "sk-user-own-key-5521" not in output
     assert f"the 1 of {config}" in output and "<an API key of workflows.json>" in output
+
+
+def test_concurrency_limit_flag_caps_every_keys_runs_in_flight():
+    emulator = Emulator("--concurrency-limit", "1", "--quiet")
+    try:
+        assert "At most 1 runs in flight per key (then 429 CONCURRENCY_LIMIT_EXCEEDED)" in emulator.lines
+        assert start_run(emulator.url, {"topic": "a"})[0] == 200
+        status, _, answer = start_run(emulator.url, {"topic": "b"})
+        assert (status, answer["error"]["code"]) == (429, "CONCURRENCY_LIMIT_EXCEEDED")
+    finally:
+        emulator.stop()
+
+
+def test_a_limit_below_one_is_refused():
+    refused = subprocess.run([*COMMAND, "--concurrency-limit", "0"], capture_output=True, text=True, env=os.environ)
+    assert refused.returncode == 2 and "--concurrency-limit must be 1 or more" in refused.stderr

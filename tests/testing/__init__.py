@@ -1,0 +1,1 @@
+"""Tests of the Alta emulator and the pytest plugin (airflow_provider_alta.testing)."""
