@@ -6,14 +6,17 @@ every run the batch has seen accepted and not yet ended is one of them (or ended
 is measured, not guessed: starts pause until every invoke sent before the 429 has been answered, then the limit
 becomes the number of runs accepted and still open. Halving it, as TCP does without a measurement, would leave
 half the key's slots idle for minutes on a limit that is fixed. After a quiet period with no such 429, while the
-batch uses its whole limit, the limit grows by one, probing for a limit that was raised, never above
-``max_active_runs``: a probe costs at most one refused request, never a paid run.
+batch uses its whole limit, the limit grows by one, never above ``max_active_runs``: probing for a limit that
+was raised, and for the slots of runs that ended but are not yet seen ended (they count as in flight here, not
+at Alta). A probe costs at most one refused request, never a paid run.
 """
 
 from __future__ import annotations
 
-#: Seconds without a concurrency 429 before the limit grows by one.
+#: Seconds without a concurrency 429 before the limit grows by one, until the batch knows its runs' pace.
 QUIET_PERIOD = 15.0
+#: The shortest quiet period: a batch of runs lasting a fraction of a second probes once a second at most.
+MIN_QUIET_PERIOD = 1.0
 
 
 class AdaptiveConcurrency:

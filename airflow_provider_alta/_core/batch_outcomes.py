@@ -12,21 +12,17 @@ import enum
 from dataclasses import dataclass
 
 from airflow_provider_alta._core.batch_progress import ItemStatus
-from airflow_provider_alta._core.protocol import invoke_request
+from airflow_provider_alta._core.protocol import invoke_request, is_concurrency_limit
 from airflow_provider_alta._core.retries import is_transient, may_retry, outcome_unknown
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaError,
     AltaInvokeOutcomeUnknownError,
     AltaNotFoundError,
-    AltaRateLimitError,
 )
 from airflow_provider_alta.models import WorkflowRun
 
 _INVOKE = invoke_request({})
-#: What marks a 429 as the key's concurrency limit rather than its rate limit: its error code names it (the
-#: emulator's ``CONCURRENCY_LIMIT_EXCEEDED``; Alta documents no code, so any code naming concurrency counts).
-CONCURRENCY_CODE_MARK = "CONCURREN"
 
 
 class StopReason(str, enum.Enum):
@@ -74,11 +70,6 @@ class QueryFailure(enum.Enum):
     FATAL = "fatal"
     #: The answer cannot be read (not the documented shape, nested too deeply).
     UNREADABLE = "unreadable"
-
-
-def is_concurrency_limit(exc: AltaError) -> bool:
-    """A 429 that says the key holds as many runs as it may, not that its request quota is spent."""
-    return isinstance(exc, AltaRateLimitError) and CONCURRENCY_CODE_MARK in (exc.code or "").upper()
 
 
 def invoke_failure(exc: AltaError) -> InvokeFailure:

@@ -29,7 +29,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from airflow_provider_alta._core.batch_concurrency import QUIET_PERIOD, AdaptiveConcurrency
+from airflow_provider_alta._core.batch_concurrency import MIN_QUIET_PERIOD, QUIET_PERIOD, AdaptiveConcurrency
 from airflow_provider_alta._core.batch_outcomes import (
     InvokeFailure,
     ItemEnd,
@@ -67,7 +67,9 @@ class BatchSettings:
     retry_on_unknown_outcome: bool = False
     polling: PollingSettings = field(default_factory=PollingSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
-    quiet_period: float = QUIET_PERIOD
+    #: Seconds without a concurrency 429 before the limit grows by one; ``None``: twice the batch's usual run
+    #: duration (at least :data:`MIN_QUIET_PERIOD`), so the limit keeps up with the runs' pace.
+    quiet_period: float | None = None
     #: The longest wait for the key's rate window; a longer one stops the batch (resumably) instead.
     quota_wait_limit: float = 300.0
     #: The quantile of the batch's run durations at which a run's first query goes out.
@@ -118,7 +120,8 @@ class BatchPlan:
         self.tally = tally or Tally()
         self.outage = outage
         self.rng = rng or random.Random()
-        self.concurrency = AdaptiveConcurrency(settings.max_active_runs, quiet_period=settings.quiet_period)
+        quiet = settings.quiet_period if settings.quiet_period is not None else QUIET_PERIOD
+        self.concurrency = AdaptiveConcurrency(settings.max_active_runs, quiet_period=quiet)
         self.durations = DurationEstimate(settings.first_query_quantile)
         #: Lines for the driver's log (failure streaks), drained by the driver.
         self.notices: list[Notice] = []
@@ -396,6 +399,8 @@ class BatchPlan:
     def _finish(self, slot: _Slot, run: WorkflowRun) -> ItemEnd:
         self._forget(slot)
         self.durations.observe(run)
+        if self.settings.quiet_period is None and (expected := self.durations.expected()) is not None:
+            self.concurrency.quiet_period = max(MIN_QUIET_PERIOD, 2 * expected)
         succeeded = run.status is RunStatus.SUCCEED
         status = ItemStatus.SUCCEED if succeeded else ItemStatus.FAILED
         error = None if succeeded else (run.error_detail or "the workflow run ended FAILED")

@@ -193,6 +193,17 @@ _STATUS_ERRORS: dict[int, tuple[type[AltaApiError], str]] = {
 }
 
 
+#: What marks a 429 as the key's concurrency limit rather than its rate limit: its error code names it (the
+#: emulator's ``CONCURRENCY_LIMIT_EXCEEDED``; Alta documents no code, so any code naming concurrency counts).
+CONCURRENCY_CODE_MARK = "CONCURREN"
+
+
+def is_concurrency_limit(exc: BaseException) -> bool:
+    """A 429 that says the key holds as many runs as it may, not that its request quota is spent: its
+    ``Retry-After`` is about starting a run, never about querying one."""
+    return isinstance(exc, AltaRateLimitError) and CONCURRENCY_CODE_MARK in (exc.code or "").upper()
+
+
 def error_from_response(
     request: ApiRequest,
     status: int,

@@ -11,7 +11,13 @@ import contextlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from airflow_provider_alta._core.protocol import ApiRequest, parse_rate_limit, parse_response, redact
+from airflow_provider_alta._core.protocol import (
+    ApiRequest,
+    is_concurrency_limit,
+    parse_rate_limit,
+    parse_response,
+    redact,
+)
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.models import WorkflowRun
@@ -36,13 +42,14 @@ def body_encoding(declared: str | None) -> str:
 def read_answer(request: ApiRequest, reply: Reply, budget: RateBudget, api_key: str) -> WorkflowRun:
     """The run an answer carries, or its typed error; the key's budget learns the rate-limit figures either way.
 
-    A ``Retry-After`` holds everyone sharing the key. Error texts are scrubbed of the key in case the API echoes it.
+    A rate limit's ``Retry-After`` holds everyone sharing the key; a concurrency limit's only says when a run may
+    start, so it holds no query. Error texts are scrubbed of the key in case the API echoes it.
     """
     budget.observe(parse_rate_limit(reply.headers))
     try:
         return parse_response(request, reply.status, reply.headers, reply.text)
     except AltaError as err:
-        if isinstance(err, AltaRateLimitError) and err.retry_after is not None:
+        if isinstance(err, AltaRateLimitError) and err.retry_after is not None and not is_concurrency_limit(err):
             budget.block(err.retry_after)
         if err.api_message:
             err.api_message = redact(err.api_message, [api_key])

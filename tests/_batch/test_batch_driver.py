@@ -196,6 +196,32 @@ async def test_faults_are_ridden_out_or_recorded_item_by_item(alta_emulator, tmp
     assert report.verdict() is None
 
 
+async def test_altas_concurrency_limit_is_found_and_kept_to(alta_emulator, tmp_path):
+    alta_emulator.configure(api_key=alta_emulator.api_key, duration=0.3, concurrency_limit=4)
+    report = await run_batch(str(tmp_path), topics(40), max_active_runs=10)
+    assert report.manifest()["succeeded"] == 40
+    counters = alta_emulator.key_stats()
+    assert counters["runs"] == 40 and counters["duplicate_runs"] == 0 and counters["peak_in_flight"] <= 4
+    # The first wave meets the limit once, then the batch keeps to what Alta accepted and probes above it
+    # once per quiet period: refusals stay few, never one per item.
+    assert 1 <= counters["concurrency_refused"] <= 20
+    assert report.queries <= 3 * 40
+
+
+async def test_per_input_outcomes_are_recorded_item_by_item(alta_emulator, tmp_path):
+    alta_emulator.configure(api_key=alta_emulator.api_key, duration=0.2, duration_jitter=0.1, input_schema=None)
+    given = [{"id": n, "_alta_emulator": {"fail": "no content"}} if n % 5 == 0 else {"id": n} for n in range(20)]
+    given[3] = {"id": 3, "_alta_emulator": {"refuse": 422}}
+    report = await run_batch(str(tmp_path), given, key_field="id", max_active_runs=6)
+    found = {r["key"]: r for r in rows(str(tmp_path))}
+    assert [k for k, r in sorted(found.items()) if r["status"] == "FAILED"] == [0, 5, 10, 15]
+    assert found[5]["error"] == "no content" and found[5]["workflow_run_id"]
+    assert found[3]["status"] == "REFUSED" and "UNPROCESSABLE_INPUT" in found[3]["error"]
+    assert report.tally.succeeded == 15 and report.verdict() is None  # no max_failed_items: every item is tried
+    assert sorted(report.failed_keys) == [0, 3, 5, 10, 15]
+    assert alta_emulator.key_stats()["runs"] == 19
+
+
 async def test_failed_runs_are_recorded_and_max_failed_items_stops_the_batch(alta_emulator, tmp_path):
     alta_emulator.configure(api_key=alta_emulator.api_key, duration=0.1, outcome="fail")
     report = await run_batch(str(tmp_path), topics(30), max_active_runs=2, max_failed_items=0.1)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_provider_alta._core.protocol import query_request
+from airflow_provider_alta._core.protocol import invoke_request, query_request
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._transport.reply import Reply, body_encoding, read_answer
 from airflow_provider_alta.exceptions import AltaAuthError, AltaRateLimitError
@@ -47,6 +47,15 @@ def test_a_retry_after_holds_everyone_on_the_key():
         read_answer(QUERY, Reply(429, {"Retry-After": "30"}, body), budget, KEY)
     assert err.value.retry_after == 30
     assert budget.acquire(for_poll=False) > 25  # nobody sends before it passes
+
+
+def test_a_concurrency_limits_retry_after_holds_no_query():
+    budget = RateBudget()
+    body = '{"error": {"code": "CONCURRENCY_LIMIT_EXCEEDED", "message": "too many runs", "status": 429}}'
+    with pytest.raises(AltaRateLimitError) as caught:
+        read_answer(invoke_request({"input": {}}), Reply(429, {"Retry-After": "2"}, body), budget, KEY)
+    assert caught.value.retry_after == 2 and caught.value.code == "CONCURRENCY_LIMIT_EXCEEDED"
+    assert budget.snapshot().blocked_until is None  # a run may start in 2 s; everyone may still query
 
 
 def test_an_echoed_key_is_scrubbed_from_the_error():
