@@ -27,9 +27,10 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from airflow_provider_alta._core.batch_concurrency import MIN_QUIET_PERIOD, QUIET_PERIOD, AdaptiveConcurrency
+from airflow_provider_alta._core.batch_limits import BatchSettings, runs_within_limits
 from airflow_provider_alta._core.batch_outcomes import (
     InvokeFailure,
     ItemEnd,
@@ -43,9 +44,8 @@ from airflow_provider_alta._core.batch_outcomes import (
 )
 from airflow_provider_alta._core.batch_progress import ItemStatus, Tally
 from airflow_provider_alta._core.batch_schedule import DueQueue, DurationEstimate, next_query_at
-from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings, backoff_delay, is_transient
+from airflow_provider_alta._core.retries import backoff_delay, is_transient
 from airflow_provider_alta._core.waiting import Notice, OutageReport
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.models import RunStatus, WorkflowRun
@@ -54,26 +54,7 @@ from airflow_provider_alta.models import RunStatus, WorkflowRun
 #: new run only a moment after its invoke.
 NOT_FOUND_GRACE = 2
 
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """What a batch may do; plain values, checked by the operator before any request."""
-
-    max_active_runs: int = 50
-    #: Failed items tolerated (a count); more stop the batch and fail the task.
-    max_failed_items: int | None = None
-    max_cost: float | None = None
-    max_tokens: float | None = None
-    retry_on_unknown_outcome: bool = False
-    polling: PollingSettings = field(default_factory=PollingSettings)
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    #: Seconds without a concurrency 429 before the limit grows by one; ``None``: twice the batch's usual run
-    #: duration (at least :data:`MIN_QUIET_PERIOD`), so the limit keeps up with the runs' pace.
-    quiet_period: float | None = None
-    #: The longest wait for the key's rate window; a longer one stops the batch (resumably) instead.
-    quota_wait_limit: float = 300.0
-    #: The quantile of the batch's run durations at which a run's first query goes out.
-    first_query_quantile: float = 0.85
+__all__ = ["BatchPlan", "BatchSettings", "ItemEnd", "Step", "StopReason"]
 
 
 @dataclass(frozen=True)
@@ -287,7 +268,7 @@ class BatchPlan:
         if now < self._hold_until:
             wake.append(self._hold_until)
             return []
-        capacity, bound = self._capacity()
+        capacity, bound = runs_within_limits(self.settings, self.tally, self.concurrency.limit)
         started: list[int] = []
         while self._queue and len(self._slots) < capacity and self._take_turn(now, wake, for_poll=False):
             index = self._queue.popleft()
@@ -317,26 +298,6 @@ class BatchPlan:
             return False
         wake.append(now + wait)
         return False
-
-    def _capacity(self) -> tuple[int, StopReason | None]:
-        """The runs that may be in flight now: the concurrency limit, within the credits and tokens left (and
-        which of those two binds, when one does)."""
-        capacity, bound = self.concurrency.limit, None
-        for reason, limit, spent, runs in (
-            (StopReason.MAX_COST, self.settings.max_cost, self.tally.cost, self.tally.costed_runs),
-            (StopReason.MAX_TOKENS, self.settings.max_tokens, self.tally.tokens, self.tally.tokened_runs),
-        ):
-            if limit is None:
-                continue
-            if runs == 0:
-                room = 1  # one run at a time until one says what a run costs
-            elif spent > 0:
-                room = math.floor((limit - spent) / (spent / runs))
-            else:
-                continue
-            if room < capacity:
-                capacity, bound = room, reason
-        return capacity, bound
 
     # -- bookkeeping -----------------------------------------------------------------------------------------
     def _open(self, index: int) -> _Slot:

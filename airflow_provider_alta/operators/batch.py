@@ -246,6 +246,15 @@ class AltaBatchOperator(BaseOperator):
             outage = OutageReport(join_url(config.base_url, QUERY_PATH))
             return await runner.run(HookClient(hook), budget=hook.budget, outage=outage)
 
+    def on_kill(self) -> None:
+        if self._datasets[1] is not None:
+            self.log.warning(
+                "The task was killed, but Alta has no cancel endpoint: the batch's runs in flight keep running and "
+                "may still consume credits. Their run ids are recorded under %s: a retry or a clear of the task "
+                "reattaches to them instead of paying again",
+                self._datasets[1],
+            )
+
     def _warn_if_local(self, runner: BatchRunner) -> None:
         from airflow_provider_alta._airflow.version_compat import conf
 
