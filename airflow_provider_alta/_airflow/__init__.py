@@ -1,2 +1,3 @@
-"""The Airflow plumbing: the differences between releases, the uses of Airflow's internals, finishing a run
-(on a worker or in the triggerer), metrics and lineage."""
+"""The Airflow plumbing: the differences between releases (``version_compat``), the uses of Airflow's internals
+(``internals``), where a task keeps its run id, which errors fail fast, finishing a run (on a worker or in the
+triggerer), metrics and lineage."""

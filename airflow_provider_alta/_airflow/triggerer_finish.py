@@ -140,16 +140,16 @@ def why_not_in_triggerer(task: Any) -> str | None:
 
     Called at execute time only (it reads the deployment's OpenLineage settings), never when a DAG file is parsed.
 
-    * OpenLineage reports the task (:func:`~airflow_provider_alta._airflow.compat.openlineage_reports`): Airflow
+    * OpenLineage reports the task (:func:`~.version_compat.task.openlineage_reports`): Airflow
       runs its listener where the task finishes, and the triggerer runs none. First, so that its reason is the one named
       wherever it applies (on Airflow 3.0 too, where the task would resume on a worker anyway);
     * Airflow 3.0, whose DAG processor deactivates a DAG file's DAGs after the success callback request of a
-      task ended in the triggerer (:func:`~airflow_provider_alta._airflow.compat.callback_parse_deactivates_dags`);
+      task ended in the triggerer (:func:`~.version_compat.task.callback_parse_deactivates_dags`);
     * outlets: a task ended in the triggerer emits no asset events;
     * a mapped task downstream: the worker's push records how many items to map over;
     * ``multiple_outputs``: each key is pushed by the worker.
     """
-    from airflow_provider_alta._airflow.compat import callback_parse_deactivates_dags, openlineage_reports
+    from airflow_provider_alta._airflow.version_compat.task import callback_parse_deactivates_dags, openlineage_reports
 
     if openlineage_reports(task):
         return OPENLINEAGE_REASON

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings, backoff_delay, is_transient
+from airflow_provider_alta._core.request_retry import RetrySettings, backoff_delay, is_transient
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError
 
 #: Seconds between two warnings of one failure streak: its first failure is told at once, later ones at most this

@@ -3,7 +3,7 @@
 :class:`AltaHook` (requests) serves workers; :class:`AltaAsyncHook` (aiohttp)
 serves triggers. Both are thin shells: requests are built, answers parsed,
 errors typed and retries decided in :mod:`airflow_provider_alta._core.protocol`,
-:mod:`~airflow_provider_alta._core.retries` and :mod:`~airflow_provider_alta._core.polling`.
+:mod:`~airflow_provider_alta._core.request_retry` and :mod:`~airflow_provider_alta._core.polling`.
 ``requests`` and ``aiohttp`` are imported only when a request is made, so a DAG
 file importing an operator stays cheap to parse.
 """
@@ -18,12 +18,8 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_alta._airflow.compat import (
-    AirflowNotFoundException,
-    BaseHook,
-    aget_connection,
-    legacy_connection_form,
-)
+from airflow_provider_alta._airflow.version_compat import AirflowNotFoundException
+from airflow_provider_alta._airflow.version_compat.hook import BaseHook, aget_connection, legacy_connection_form
 from airflow_provider_alta._core.connection import CONN_TYPE, AltaConnectionConfig
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.protocol import (
@@ -37,7 +33,7 @@ from airflow_provider_alta._core.protocol import (
     redact,
 )
 from airflow_provider_alta._core.ratelimit import RateBudget, budget_for
-from airflow_provider_alta._core.retries import outcome_unknown, tenacity_kwargs
+from airflow_provider_alta._core.request_retry import outcome_unknown, tenacity_kwargs
 from airflow_provider_alta._core.validation import build_invoke_body, ensure_positive_number, ensure_run_id
 from airflow_provider_alta._core.waiting import Notice, NoticeCallback, OutageReport, PollSchedule, RunWaiter
 from airflow_provider_alta.exceptions import (
@@ -293,7 +289,7 @@ class AltaHook(_AltaHookBase):
         Synchronous (default): blocks until the run ends, up to the
         ``sync_invoke_timeout`` extra, and returns the finished run.
         ``is_async=True``: returns at once with the PENDING run and its id.
-        Never retried when the run may have started (see :mod:`retries`).
+        Never retried when the run may have started (see :mod:`~airflow_provider_alta._core.request_retry`).
         """
         body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
         config = self.config

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_alta._airflow.fail_fast import classify_errors
 from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
 from airflow_provider_alta._airflow.lineage import RunLineageMixin
 from airflow_provider_alta._airflow.version_compat import conf
@@ -41,7 +42,6 @@ from airflow_provider_alta.exceptions import (
     AltaRunUnknownError,
     AltaValidationError,
 )
-from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.links.alta import AltaRunLink
 from airflow_provider_alta.templated import Templated, rendered
 
@@ -50,7 +50,7 @@ from airflow_provider_alta.templated import Templated, rendered
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_alta._airflow.compat import RunIdStore
+    from airflow_provider_alta._airflow.run_id_store import RunIdStore
     from airflow_provider_alta._airflow.triggerer_finish import Ending
     from airflow_provider_alta._webhook.contract import TaskInstanceRef
     from airflow_provider_alta.hooks.alta import AltaHook
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AltaLiteral", "AltaRunWorkflowOperator"]
 
-#: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
+#: The key of the run id in the task state store (Airflow 3.3+; see :func:`run_id_store.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
 #: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
 SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
@@ -450,8 +450,8 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         A mapped task's instances run one workflow over different inputs, and an instance's map index names no
         input from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
         """
-        from airflow_provider_alta._airflow.compat import earlier_xcoms, pull_latest_xcom
         from airflow_provider_alta._airflow.finishing import XCOM_RECENT_DURATIONS
+        from airflow_provider_alta._airflow.version_compat.xcom import earlier_xcoms, pull_latest_xcom
 
         if self._recent_ms is not None:
             return self._recent_ms
@@ -572,7 +572,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
         self.log.info("Run id kept in %s: a retry of this task reattaches to the run", store.where)
 
     def _defer(self, run: WorkflowRun, started_at: float, polling: PollingSettings, context: Context) -> NoReturn:
-        from airflow_provider_alta._airflow.compat import note_the_deferring_try
+        from airflow_provider_alta._airflow.version_compat.task import note_the_deferring_try
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         deadline = time.time() + self.timeout if self.timeout is not None else None
@@ -600,7 +600,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _ending(self, context: Context, run: WorkflowRun) -> Ending:
         """Where this task ends when its run succeeds: what the trigger needs to end it itself, or why it may not."""
-        from airflow_provider_alta._airflow.compat import variable_key
+        from airflow_provider_alta._airflow.run_id_store import variable_key
         from airflow_provider_alta._airflow.triggerer_finish import finish_for
 
         keeps_history = self.duration_aware and self.do_xcom_push
@@ -688,7 +688,7 @@ class AltaRunWorkflowOperator(FreshRetryMixin, RunLineageMixin, BaseOperator):
 
     def _store(self, context: Context) -> RunIdStore:
         """Where this task keeps its run id: somewhere its trigger can forget it, when the trigger may end it."""
-        from airflow_provider_alta._airflow.compat import run_id_store
+        from airflow_provider_alta._airflow.run_id_store import run_id_store
 
         return run_id_store(context, STATE_KEY, trigger_forgets=self._may_end_in_triggerer())
 

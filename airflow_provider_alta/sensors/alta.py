@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
+from airflow_provider_alta._airflow.fail_fast import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
 from airflow_provider_alta._airflow.lineage import RunLineageMixin
 from airflow_provider_alta._airflow.version_compat import AirflowSensorTimeout, AirflowSkipException, conf
@@ -18,7 +19,6 @@ from airflow_provider_alta._core.json_limits import has_template_syntax
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.validation import ensure_output_format, ensure_run_id, load_schema
 from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
-from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.templated import Templated, rendered
 
 # What the task needs when it runs (the finish, the triggerer's side) is imported where it runs: DAG files import
@@ -130,8 +130,8 @@ class AltaWorkflowRunSensor(FreshRetryMixin, RunLineageMixin, BaseSensorOperator
         run = self.hook.get_run(self.workflow_run_id)
         if run.is_terminal:
             return self._settle(run, context)
-        from airflow_provider_alta._airflow.compat import note_the_deferring_try
         from airflow_provider_alta._airflow.triggerer_finish import finish_for
+        from airflow_provider_alta._airflow.version_compat.task import note_the_deferring_try
         from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
 
         timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
