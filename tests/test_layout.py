@@ -4,9 +4,10 @@ Read from the source (every import, at the top of a module or inside a function)
 what a test happened to import first. The layers, from the bottom:
 
 0. ``exceptions``, ``models``: the errors and the run, imported by everything;
-1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
-   limits, the connection's settings);
-2. ``_airflow`` and ``_webhook``: the Airflow plumbing and the webhook feature;
+1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, request retries, argument checks,
+   JSON limits, the connection's settings);
+2. ``_airflow`` and ``_webhook``: the Airflow plumbing (the ``version_compat`` package of release differences,
+   the ``internals`` used on every release, the run-id store, fail-fast, finishing) and the webhook feature;
 3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
    ``testing``, ``failures``, ``templated``, ``get_provider_info``.
 """
