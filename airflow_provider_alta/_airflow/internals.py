@@ -125,8 +125,8 @@ def get_xcom(session: Any, *, key: str, dag_id: str, run_id: str, task_id: str, 
 def get_xcoms(
     session: Any, *, key: str, task_instances: list[tuple[str, str, str, int]]
 ) -> dict[tuple[str, str, str, int], Any]:
-    """The ``key`` XCom of many task instances (``(dag_id, run_id, task_id, map_index)``) in one SQL query,
-    decoded as :func:`get_xcom` decodes one; task instances without one are left out."""
+    """The ``key`` XCom of many task instances (``(dag_id, run_id, task_id, map_index)``) in one SQL query on
+    ``XComModel``, decoded as :func:`get_xcom` decodes one; task instances without one are left out."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select, tuple_
 
