@@ -73,7 +73,8 @@ def test_an_invoke_that_may_have_started_a_run_says_so(exc):
 
 
 @pytest.mark.parametrize(
-    "exc", [AltaTransportError("refused", sent=False), AltaServerError("busy", status=503), AltaAuthError("no", status=401)]
+    "exc",
+    [AltaTransportError("refused", sent=False), AltaServerError("busy", status=503), AltaAuthError("no", status=401)],
 )
 def test_an_invoke_alta_provably_did_not_accept_keeps_its_error(exc):
     assert outcome_unknown(INVOKE, exc) is exc
