@@ -7,7 +7,6 @@ import pytest
 from airflow_provider_alta._airflow import internals
 from airflow_provider_alta._airflow.version_compat.xcom import set_xcom
 from tests._airflow.supervisor_channel import TriggerCommsDecoder, use_channel
-from tests.dag_runner import run_dag
 
 
 class TaskChannel:
@@ -38,13 +37,6 @@ async def test_a_refusal_from_the_supervisor_is_raised_with_its_reason(monkeypat
     use_channel(monkeypatch, TriggerCommsDecoder(answer=ErrorResponse(detail={"reason": "no access"})))
     with pytest.raises(RuntimeError, match="refused the Variable deletion"):
         await internals.adelete_variable("alta_run_id.abc")
-
-
-@pytest.fixture(scope="module")
-def task_instances(airflow_db) -> list[tuple[str, str, str, int]]:
-    """Six task instances of one DAG run, in the metadata database."""
-    result = run_dag("t_mailbox_targets")
-    return sorted((ti.dag_id, ti.run_id, ti.task_id, ti.map_index) for ti in result.tasks.values())
 
 
 def test_many_task_instances_xcoms_are_read_in_one_query(task_instances):

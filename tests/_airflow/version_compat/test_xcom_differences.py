@@ -7,14 +7,13 @@ import pytest
 from airflow_provider_alta._airflow import internals
 from airflow_provider_alta._airflow.version_compat.xcom import aget_xcom, aset_xcoms, earlier_xcoms, set_xcom
 from tests._airflow.supervisor_channel import TriggerCommsDecoder, use_channel
-from tests.dag_runner import run_dag
 
 
-@pytest.fixture(scope="module")
-def where(airflow_db) -> dict[str, object]:
+@pytest.fixture
+def where(task_instances) -> dict[str, object]:
     """A task instance in the metadata database."""
-    ti = run_dag("t_receiver_target").ti("waiting")
-    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index}
+    dag_id, run_id, task_id, map_index = task_instances[-1]
+    return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
 
 
 def test_the_api_server_stores_an_xcom_as_a_tasks_push_is_stored(where):
