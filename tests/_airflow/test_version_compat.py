@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 
 import airflow
+import pytest
 from packaging.version import Version
 
 import airflow_provider_alta
@@ -31,11 +32,20 @@ def test_the_release_is_airflows_own():
 
 
 def test_moved_names_come_from_where_this_release_keeps_them():
-    """The SDK's names where the release has them (3.2+), Airflow core's before: the ones Airflow itself raises."""
-    home = "airflow.sdk.exceptions" if importlib.util.find_spec("airflow.sdk.exceptions") else "airflow.exceptions"
+    """The SDK's names where the release has them (3.2+), Airflow core's before."""
+    found = importlib.util.find_spec("airflow.sdk.exceptions")
+    sdk = importlib.import_module("airflow.sdk.exceptions") if found else None
+    home = sdk if hasattr(sdk, "AirflowFailException") else importlib.import_module("airflow.exceptions")
     for name in ("AirflowFailException", "AirflowNotFoundException", "AirflowSensorTimeout", "AirflowSkipException"):
-        assert getattr(version_compat, name) is getattr(importlib.import_module(home), name)
+        assert getattr(version_compat, name) is getattr(home, name)
     assert version_compat.conf.get("core", "dags_folder")  # the configuration this process reads
+
+
+def test_a_missing_connection_raises_what_the_hooks_catch():
+    from airflow_provider_alta._airflow.version_compat.hook import BaseHook
+
+    with pytest.raises(version_compat.AirflowNotFoundException):
+        BaseHook.get_connection("alta_no_such_connection_anywhere")
 
 
 def test_only_the_home_tells_the_release():
