@@ -30,6 +30,7 @@ def test_operator_and_sensor_do_not_import_http_clients():
 #: side, the Airflow plumbing) is imported when it runs.
 PARSE_PATH = {
     "airflow_provider_alta._airflow",
+    "airflow_provider_alta._airflow.fail_fast",
     "airflow_provider_alta._airflow.fresh_retry",
     "airflow_provider_alta._airflow.lineage",
     "airflow_provider_alta._airflow.version_compat",
@@ -38,7 +39,6 @@ PARSE_PATH = {
     "airflow_provider_alta._core.polling",
     "airflow_provider_alta._core.validation",
     "airflow_provider_alta.exceptions",
-    "airflow_provider_alta.failures",
     "airflow_provider_alta.links",
     "airflow_provider_alta.links.alta",
     "airflow_provider_alta.operators",

@@ -4,10 +4,11 @@ Read from the source (every import, at the top of a module or inside a function)
 what a test happened to import first. The layers, from the bottom:
 
 0. ``exceptions``, ``models``: the errors and the run, imported by everything;
-1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
-   limits, the connection's settings);
-2. ``_airflow``, ``_webhook`` and ``_transport``: the Airflow plumbing, the webhook feature, and the wire (the HTTP
-   clients, no Airflow);
+1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, request retries, argument checks,
+   JSON limits, the connection's settings, the finish plan);
+2. ``_airflow``, ``_webhook`` and ``_transport``: the Airflow plumbing (the ``version_compat`` package of release
+   differences, the ``internals`` used on every release, the run-id store, fail-fast, finishing), the webhook
+   feature, and the wire (the HTTP clients, no Airflow);
 3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
    ``testing``, ``failures``, ``templated``, ``get_provider_info``.
 """

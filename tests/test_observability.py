@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import reset_stats
 from airflow_provider_alta._airflow.lineage import SCHEMA_URL
 from airflow_provider_alta._airflow.triggerer_finish import OPENLINEAGE_REASON
+from airflow_provider_alta._airflow.version_compat.stats import reset_stats
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
 from tests.test_lineage import facet_validator

@@ -1,4 +1,4 @@
-"""The pure policies: retry decisions, adaptive polling, shared rate budget."""
+"""The pure policies: adaptive polling, the wait's state machine, the shared rate budget."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import random
 import pytest
 
 from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval, expected_duration, settings_for_run
-from airflow_provider_alta._core.protocol import invoke_request, parse_rate_limit, parse_retry_after, query_request
+from airflow_provider_alta._core.protocol import parse_rate_limit, parse_retry_after
 from airflow_provider_alta._core.ratelimit import RateBudget, key_fingerprint
-from airflow_provider_alta._core.retries import RetrySettings, budget_wait, may_retry, retry_delay
+from airflow_provider_alta._core.request_retry import RetrySettings, budget_wait
 from airflow_provider_alta._core.waiting import SEND, OutageReport, PollSchedule, RunWaiter
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
-    AltaNotFoundError,
     AltaRateLimitError,
     AltaServerError,
     AltaTimeoutError,
@@ -23,35 +22,6 @@ from airflow_provider_alta.exceptions import (
     AltaValidationError,
 )
 from airflow_provider_alta.models import WorkflowRun
-
-INVOKE = invoke_request({"input": {}})
-QUERY = query_request("r")
-
-
-@pytest.mark.parametrize(
-    ("exc", "invoke", "query"),
-    [
-        (AltaTransportError("refused", sent=False), True, True),
-        (AltaTransportError("reset", sent=True), False, True),
-        (AltaRateLimitError("429", status=429), True, True),
-        (AltaServerError("503", status=503), True, True),
-        (AltaServerError("500", status=500), False, True),
-        (AltaServerError("502", status=502), False, True),
-        (AltaServerError("504", status=504), False, True),
-        (AltaAuthError("401", status=401), False, False),
-        (AltaNotFoundError("404", status=404), False, False),
-    ],
-)
-def test_retry_table(exc, invoke, query):
-    assert may_retry(INVOKE, exc) is invoke
-    assert may_retry(QUERY, exc) is query
-
-
-def test_retry_after_is_honoured_over_backoff():
-    exc = AltaRateLimitError("429", status=429, retry_after=7)
-    assert retry_delay(exc, 1, RetrySettings(), random.Random(1)) == 7
-    backoffs = [retry_delay(AltaServerError("x", status=502), n, RetrySettings(), random.Random(n)) for n in (1, 3, 9)]
-    assert backoffs[0] <= 1.0 and 2.0 <= backoffs[1] <= 4.0 and backoffs[2] <= 30
 
 
 def test_a_request_waits_for_the_budget_only_as_long_as_retries_may():
@@ -288,24 +258,6 @@ def test_settings_for_run_spaces_fallback_polls_and_sets_the_expected_end():
     hooked = settings_for_run(base, [], webhook_fallback=60.0)
     assert (hooked.min_interval, hooked.max_interval, hooked.expected_duration) == (60.0, 60.0, None)
     assert settings_for_run(base, [40.0, 50.0], webhook_fallback=60.0).expected_duration == 110.0
-
-
-def test_a_resume_with_an_earlier_tries_deferral_is_recognised():
-    """Airflow 3.0 hands a retry of a deferred task the previous try's deferral (its event, or ``__fail__``)."""
-    from types import SimpleNamespace
-
-    from airflow_provider_alta._airflow.compat import earlier_deferring_try, retry_resumes_the_last_deferral
-
-    second_try = {"ti": SimpleNamespace(try_number=2, task_id="t", map_index=-1, xcom_pull=lambda **_: None)}
-    assert earlier_deferring_try(second_try, {"try_number": 1, "event": {}}) == 1
-    assert earlier_deferring_try(second_try, {"try_number": 2, "event": {}}) is None
-    assert earlier_deferring_try(second_try, None) is None  # no try recorded anywhere: its own resume
-    # A failed trigger's ``__fail__`` kwargs (and dag.test()'s event alone) do not say which try deferred: on 3.0,
-    # the XCom the deferring try pushed does.
-    marked = {"ti": SimpleNamespace(try_number=2, task_id="t", map_index=-1, xcom_pull=lambda **_: 1)}
-    failure = {"error": "Trigger failure", "traceback": ["..."]}
-    assert earlier_deferring_try(marked, failure) == (1 if retry_resumes_the_last_deferral() else None)
-    assert earlier_deferring_try({"ti": SimpleNamespace(**{**vars(marked["ti"]), "try_number": 1})}, failure) is None
 
 
 def _share_one_key(budgets: list[tuple[RateBudget, int]], *, limit: int, window: float, until: float) -> list[int]:
