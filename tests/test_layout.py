@@ -127,3 +127,17 @@ def test_the_root_holds_the_public_faces_only():
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     public = {"hooks", "operators", "sensors", "triggers", "decorators", "links", "plugins", "testing", "schemas"}
     assert set(packages) - public == {"_core", "_airflow", "_webhook", "_transport"}, packages
+
+
+#: The most lines a module of the package may have: past it, a module holds more than one job.
+MODULE_LINES = 450
+#: The most a public face (an operator, a hook, a trigger) may have: the conductor, with its rooms elsewhere.
+FACE_LINES = 400
+
+
+def test_no_module_outgrows_one_job():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert len(sizes) >= 60
+    assert not {name: n for name, n in sizes.items() if n > MODULE_LINES}
+    faces = {f"{NAME}.operators.alta", f"{NAME}.hooks.alta", f"{NAME}.triggers.alta", f"{NAME}.sensors.alta"}
+    assert not {name: sizes[name] for name in faces if sizes[name] > FACE_LINES}

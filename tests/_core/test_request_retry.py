@@ -8,8 +8,10 @@ import pytest
 import tenacity
 
 from airflow_provider_alta._core.protocol import invoke_request, query_request
+from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._core.request_retry import (
     RetrySettings,
+    budget_wait,
     may_retry,
     outcome_unknown,
     retry_delay,
@@ -101,3 +103,13 @@ def test_tenacity_sends_an_invoke_again_only_when_it_never_arrived():
         with pytest.raises(AltaTransportError):
             tenacity.Retrying(**tenacity_kwargs(INVOKE, settings))(send, kind)
     assert calls == {"refused": 3, "reset": 1}
+
+
+def test_a_request_waits_for_the_budget_only_as_long_as_retries_may():
+    budget = RateBudget()
+    assert budget_wait(budget, RetrySettings()) == 0  # nothing known: send now
+    budget.block(30.0)
+    assert 29 < budget_wait(budget, RetrySettings(max_wait=60)) <= 30
+    with pytest.raises(AltaRateLimitError, match="nothing was sent") as err:
+        budget_wait(budget, RetrySettings(max_wait=10))
+    assert err.value.retry_after is not None and err.value.retry_after > 29

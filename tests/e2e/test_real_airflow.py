@@ -30,6 +30,7 @@ from airflow_provider_alta._webhook.contract import (
 )
 from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
+from tests._airflow.test_lineage import facet_validator
 from tests.e2e.stack import (
     FINISH_KEY,
     HOOKED,
@@ -45,7 +46,6 @@ from tests.e2e.stack import (
     Stack,
     wait_for,
 )
-from tests.test_lineage import facet_validator
 
 pytestmark = pytest.mark.e2e
 
