@@ -47,7 +47,7 @@ from airflow.api_fastapi.execution_api.app import _jwt_generator
 from airflow.models.taskinstance import TaskInstance
 from airflow.utils.session import create_session
 from sqlalchemy import select
-from airflow_provider_alta._airflow.compat import set_xcom
+from airflow_provider_alta._airflow.version_compat.xcom import set_xcom
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, empty_mailbox
 
 dag_id, run_id, conn_id = sys.argv[1:4]

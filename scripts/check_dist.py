@@ -18,7 +18,7 @@ WHEEL_FILES = (
     # The OpenLineage facet's schema, which every alta_run facet's _schemaURL names.
     "airflow_provider_alta/schemas/alta_run_facet.json",
     "airflow_provider_alta/get_provider_info.py",
-    "airflow_provider_alta/_airflow/compat.py",
+    "airflow_provider_alta/_airflow/version_compat/__init__.py",
 )
 #: Entry point groups and the names each must declare.
 ENTRY_POINTS = {

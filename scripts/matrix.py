@@ -164,7 +164,7 @@ SUITES = {
         "not cli and not e2e and not distributed",
         "Python",
         [
-            "tests/test_policy.py",
+            "tests/_core",
             "tests/test_imports.py",
             "tests/test_layout.py",
             "tests/test_packaging.py",

@@ -30,6 +30,7 @@ def test_operator_and_sensor_do_not_import_http_clients():
 #: side, the Airflow plumbing) is imported when it runs.
 PARSE_PATH = {
     "airflow_provider_alta._airflow",
+    "airflow_provider_alta._airflow.fail_fast",
     "airflow_provider_alta._airflow.fresh_retry",
     "airflow_provider_alta._airflow.lineage",
     "airflow_provider_alta._airflow.version_compat",
@@ -38,7 +39,6 @@ PARSE_PATH = {
     "airflow_provider_alta._core.polling",
     "airflow_provider_alta._core.validation",
     "airflow_provider_alta.exceptions",
-    "airflow_provider_alta.failures",
     "airflow_provider_alta.links",
     "airflow_provider_alta.links.alta",
     "airflow_provider_alta.operators",
@@ -82,6 +82,7 @@ def test_example_dags_import_without_errors():
 #: What a DAG file's parse imports with the batch operator: its argument checks and its class, nothing of the engine.
 BATCH_PARSE_PATH = {
     "airflow_provider_alta._airflow",
+    "airflow_provider_alta._airflow.fail_fast",
     "airflow_provider_alta._airflow.version_compat",
     "airflow_provider_alta._core",
     "airflow_provider_alta._core.batch_arguments",
@@ -89,7 +90,6 @@ BATCH_PARSE_PATH = {
     "airflow_provider_alta._core.polling",
     "airflow_provider_alta._core.validation",
     "airflow_provider_alta.exceptions",
-    "airflow_provider_alta.failures",
     "airflow_provider_alta.operators",
     "airflow_provider_alta.operators.batch",
     "airflow_provider_alta.templated",

@@ -4,10 +4,11 @@ Read from the source (every import, at the top of a module or inside a function)
 what a test happened to import first. The layers, from the bottom:
 
 0. ``exceptions``, ``models``: the errors and the run, imported by everything;
-1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, retries, argument checks, JSON
-   limits, the connection's settings);
-2. ``_airflow``, ``_webhook``, ``_transport`` and ``_batch``: the Airflow plumbing, the webhook feature, the wire
-   (the HTTP clients, no Airflow) and the batch engine's I/O;
+1. ``_core``: the Airflow-free core (protocol, polling, waiting, rate limits, request retries, argument checks,
+   JSON limits, the connection's settings, the finish plan, the batch's state machine);
+2. ``_airflow``, ``_webhook``, ``_transport`` and ``_batch``: the Airflow plumbing (the ``version_compat`` package of
+   release differences, the ``internals`` used on every release, the run-id store, fail-fast, finishing), the
+   webhook feature, the wire (the HTTP clients, no Airflow) and the batch engine's I/O;
 3. the public faces: ``hooks``, ``operators``, ``sensors``, ``triggers``, ``decorators``, ``links``, ``plugins``,
    ``testing``, ``failures``, ``templated``, ``get_provider_info``.
 """
@@ -126,3 +127,18 @@ def test_the_root_holds_the_public_faces_only():
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     public = {"hooks", "operators", "sensors", "triggers", "decorators", "links", "plugins", "testing", "schemas"}
     assert set(packages) - public == {"_core", "_airflow", "_webhook", "_transport", "_batch"}, packages
+
+
+#: The most lines a module of the package may have: past it, a module holds more than one job.
+MODULE_LINES = 450
+#: The most a public face (an operator, a hook, a trigger) may have: the conductor, with its rooms elsewhere.
+FACE_LINES = 400
+
+
+def test_no_module_outgrows_one_job():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert len(sizes) >= 60
+    assert not {name: n for name, n in sizes.items() if n > MODULE_LINES}
+    faces = {f"{NAME}.operators.alta", f"{NAME}.hooks.alta", f"{NAME}.triggers.alta", f"{NAME}.sensors.alta"}
+    faces |= {f"{NAME}.operators.batch"}
+    assert not {name: sizes[name] for name in faces if sizes[name] > FACE_LINES}

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import reset_stats
 from airflow_provider_alta._airflow.lineage import SCHEMA_URL
 from airflow_provider_alta._airflow.triggerer_finish import OPENLINEAGE_REASON
+from airflow_provider_alta._airflow.version_compat.stats import reset_stats
+from tests._airflow.test_lineage import facet_validator
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
-from tests.test_lineage import facet_validator
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
 
@@ -241,7 +241,7 @@ def test_openlineage_complete_event_carries_the_alta_run_facet(alta_emulator, tm
         "totalTokens": 1745,
         "executionTimeMs": 200,
     }
-    assert facet["_schemaURL"] == SCHEMA_URL  # the facet's JSON schema (tests/test_lineage.py validates against it)
+    assert facet["_schemaURL"] == SCHEMA_URL  # its JSON schema (tests/_airflow/test_lineage.py validates against it)
     assert "alta_run" not in task_event(events, "run", "START")["run"].get("facets", {})
 
 

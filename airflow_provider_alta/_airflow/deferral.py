@@ -19,7 +19,7 @@ from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta.models import WorkflowRun
 
 if TYPE_CHECKING:
-    from airflow_provider_alta._airflow.compat import RunIdStore
+    from airflow_provider_alta._airflow.run_id_store import RunIdStore
     from airflow_provider_alta._airflow.triggerer_finish import Ending
     from airflow_provider_alta._core.connection import AltaConnectionConfig
     from airflow_provider_alta._core.finish_plan import FinishContract
@@ -55,7 +55,7 @@ def trigger_kwargs(
 
 def announce_deferral(log: Any, context: Mapping[str, Any], run: WorkflowRun, ending: Ending) -> None:
     """The defer line (which path the task takes when its run ends), and the deferring try where 3.0 needs it."""
-    from airflow_provider_alta._airflow.compat import note_the_deferring_try
+    from airflow_provider_alta._airflow.version_compat.task import note_the_deferring_try
 
     log.info("Deferring: the triggerer waits for Alta %s %s", run.describe(), ending.describe())
     note_the_deferring_try(context)
@@ -75,7 +75,7 @@ def finish_settings(
 ) -> dict[str, Any]:
     """The task's own :class:`~airflow_provider_alta._airflow.triggerer_finish.TriggererFinish` fields: its contract,
     the Variable the trigger deletes when it ends the task (when the run id is kept in one), what it pushed already."""
-    from airflow_provider_alta._airflow.compat import variable_key
+    from airflow_provider_alta._airflow.run_id_store import variable_key
     from airflow_provider_alta._airflow.triggerer_finish import carried
 
     return {

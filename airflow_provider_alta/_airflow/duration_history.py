@@ -23,7 +23,7 @@ def recent_durations(ti: Any) -> list[float]:
     A mapped task's instances run one workflow over different inputs, and an instance's map index names no input
     from one DAG run to the next: a mapped instance pools the histories its task's instances pushed.
     """
-    from airflow_provider_alta._airflow.compat import earlier_xcoms, pull_latest_xcom
+    from airflow_provider_alta._airflow.version_compat.xcom import earlier_xcoms, pull_latest_xcom
 
     found = earlier_xcoms(ti, XCOM_RECENT_DURATIONS, limit=HISTORY_POOL)
     if found is None or (found and ti.map_index in (None, -1)):

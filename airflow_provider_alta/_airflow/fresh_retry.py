@@ -11,7 +11,7 @@ class FreshRetryMixin:
     Airflow 3.0 keeps a deferred task's ``next_method`` when that try fails, so its retry resumes with the old
     trigger event, or with ``__fail__`` (which raises ``TaskDeferralError``) when the trigger itself failed or timed
     out; 3.1 clears it. Which try deferred is told by
-    :func:`~airflow_provider_alta._airflow.compat.earlier_deferring_try`. The class says in ``fresh_start``
+    :func:`~airflow_provider_alta._airflow.version_compat.task.earlier_deferring_try`. The class says in ``fresh_start``
     what starting afresh does for it.
     """
 
@@ -19,7 +19,7 @@ class FreshRetryMixin:
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         """Resume after the trigger fired; a try handed the deferral of an earlier one starts afresh."""
-        from airflow_provider_alta._airflow.compat import earlier_deferring_try
+        from airflow_provider_alta._airflow.version_compat.task import earlier_deferring_try
 
         earlier = earlier_deferring_try(context, next_kwargs)
         if earlier is not None:

@@ -62,7 +62,7 @@ def emit_run_metrics(
 ) -> None:
     """Send the metrics of one finished run; a figure Alta did not report is left out."""
     try:
-        from airflow_provider_alta._airflow.compat import stats
+        from airflow_provider_alta._airflow.version_compat.stats import stats
 
         client = stats()
         tags = run_tags(run, dag_id=dag_id, task_id=task_id, conn_id=conn_id)

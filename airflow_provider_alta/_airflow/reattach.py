@@ -1,7 +1,7 @@
 """The durable reattach protocol: a retry takes the run an earlier try started instead of paying for a second one.
 
 Alta has no idempotency key, so an invoke sent again may start a second paid run. The run id is kept in the task
-instance's durable store (:func:`~airflow_provider_alta._airflow.compat.run_id_store`) before any waiting, and a
+instance's durable store (:func:`~airflow_provider_alta._airflow.run_id_store.run_id_store`) before any waiting, and a
 later try decides from what it finds there:
 
 ==========================================  ===================================================================
@@ -34,9 +34,9 @@ from airflow_provider_alta.exceptions import (
 from airflow_provider_alta.models import RunStatus, WorkflowRun
 
 if TYPE_CHECKING:
-    from airflow_provider_alta._airflow.compat import RunIdStore
+    from airflow_provider_alta._airflow.run_id_store import RunIdStore
 
-#: The key of the run id in the task state store (Airflow 3.3+; see :func:`compat.run_id_store`).
+#: The key of the run id in the task state store (Airflow 3.3+; see :func:`run_id_store.run_id_store`).
 STATE_KEY = "alta_workflow_run_id"
 #: Kept in the durable store while a synchronous invoke is open (Alta names a synchronous run only when it ends).
 SYNC_INVOKE_MARK = "synchronous-invoke-sent-at:"
@@ -62,7 +62,7 @@ def task_store(context: Mapping[str, Any], *, trigger_forgets: bool) -> RunIdSto
 
     ``trigger_forgets``: the task's trigger may end it, and must then be able to forget the id itself.
     """
-    from airflow_provider_alta._airflow.compat import run_id_store
+    from airflow_provider_alta._airflow.run_id_store import run_id_store
 
     return run_id_store(context, STATE_KEY, trigger_forgets=trigger_forgets)
 

@@ -102,9 +102,10 @@ class TriggererFinish:
         The triggerer's supervisor serves each request in its own loop turn; a failure raises, and the task then
         resumes on a worker, which pushes them again.
         """
-        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._airflow import internals
+        from airflow_provider_alta._airflow.version_compat.xcom import aset_xcoms
 
-        await compat.aset_xcoms(
+        await aset_xcoms(
             plan.with_return_value(),
             dag_id=self.dag_id,
             run_id=self.run_id,
@@ -112,7 +113,7 @@ class TriggererFinish:
             map_index=self.map_index,
         )
         if self.forget_variable and plan.forget_run:
-            await compat.adelete_variable(self.forget_variable)
+            await internals.adelete_variable(self.forget_variable)
 
 
 def carried(contract: FinishContract) -> dict[str, Any]:
@@ -152,16 +153,16 @@ def why_not_in_triggerer(task: Any) -> str | None:
 
     Called at execute time only (it reads the deployment's OpenLineage settings), never when a DAG file is parsed.
 
-    * OpenLineage reports the task (:func:`~airflow_provider_alta._airflow.compat.openlineage_reports`): Airflow
+    * OpenLineage reports the task (:func:`~.version_compat.task.openlineage_reports`): Airflow
       runs its listener where the task finishes, and the triggerer runs none. First, so that its reason is the one named
       wherever it applies (on Airflow 3.0 too, where the task would resume on a worker anyway);
     * Airflow 3.0, whose DAG processor deactivates a DAG file's DAGs after the success callback request of a
-      task ended in the triggerer (:func:`~airflow_provider_alta._airflow.compat.callback_parse_deactivates_dags`);
+      task ended in the triggerer (:func:`~.version_compat.task.callback_parse_deactivates_dags`);
     * outlets: a task ended in the triggerer emits no asset events;
     * a mapped task downstream: the worker's push records how many items to map over;
     * ``multiple_outputs``: each key is pushed by the worker.
     """
-    from airflow_provider_alta._airflow.compat import callback_parse_deactivates_dags, openlineage_reports
+    from airflow_provider_alta._airflow.version_compat.task import callback_parse_deactivates_dags, openlineage_reports
 
     if openlineage_reports(task):
         return OPENLINEAGE_REASON

@@ -33,7 +33,7 @@ _UNDER_WAY: set[asyncio.Task[None]] = set()
 def prepare_supervisor(finish: TriggererFinish, log: Any) -> bool:
     """Start the one read of this triggerer process, unless one was started; ``True`` when this call started it.
 
-    Call it from a trigger running in a triggerer (:func:`airflow_provider_alta._airflow.compat.in_triggerer`). It
+    Call it from a trigger running in a triggerer (:func:`airflow_provider_alta._airflow.internals.in_triggerer`). It
     returns at once: the trigger waits for its run meanwhile.
     """
     loop = asyncio.get_running_loop()
@@ -47,7 +47,7 @@ def prepare_supervisor(finish: TriggererFinish, log: Any) -> bool:
 
 
 async def _read_run_id(finish: TriggererFinish, log: Any) -> None:
-    from airflow_provider_alta._airflow.compat import aget_xcom
+    from airflow_provider_alta._airflow.version_compat.xcom import aget_xcom
 
     started = time.monotonic()
     try:

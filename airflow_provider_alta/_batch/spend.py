@@ -16,7 +16,7 @@ ITEMS_PREFIX = "alta.batch.items"
 def emit_batch_metrics(report: BatchReport, *, dag_id: str, task_id: str, conn_id: str, log: Any = None) -> None:
     """Send this try's counts and spend; a metrics backend that fails never fails the task."""
     try:
-        from airflow_provider_alta._airflow.compat import stats
+        from airflow_provider_alta._airflow.version_compat.stats import stats
 
         client = stats()
         tags = {"dag_id": dag_id, "task_id": task_id, "conn_id": conn_id}

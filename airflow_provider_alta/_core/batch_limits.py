@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from airflow_provider_alta._core.batch_outcomes import StopReason
 from airflow_provider_alta._core.batch_progress import Tally
 from airflow_provider_alta._core.polling import PollingSettings
-from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.request_retry import RetrySettings
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What a failed request means for one item of a batch (pure): send it again, wait, or end the item.
 
-An invoke is sent again only when it provably started nothing (:mod:`airflow_provider_alta._core.retries`);
+An invoke is sent again only when it provably started nothing (:mod:`airflow_provider_alta._core.request_retry`);
 one whose outcome is unknown may have started a paid run, so its item ends ``UNKNOWN`` instead (unless the
 user allows a second run). A 429 is either the key's request quota or its concurrency limit; only the error
 code tells them apart, and only the second one lowers the batch's concurrency.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from airflow_provider_alta._core.batch_progress import ItemStatus
 from airflow_provider_alta._core.protocol import invoke_request, is_concurrency_limit
-from airflow_provider_alta._core.retries import is_transient, may_retry, outcome_unknown
+from airflow_provider_alta._core.request_retry import is_transient, may_retry, outcome_unknown
 from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaError,

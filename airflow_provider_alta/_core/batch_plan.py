@@ -13,7 +13,7 @@ The rules, each in one place:
   period raises it again;
 * every request takes its turn from the key's shared :class:`RateBudget` (``X-RateLimit-*``, ``Retry-After``);
   a window spent for longer than ``quota_wait_limit`` stops the batch, resumably, instead of holding a worker;
-* an invoke is sent again only when it provably started nothing (``_core/retries.py``); one whose outcome is
+* an invoke is sent again only when it provably started nothing (``_core/request_retry.py``); one whose outcome is
   unknown ends its item ``UNKNOWN``, unless ``retry_on_unknown_outcome``;
 * a run's first query goes out when the batch's runs so far suggest it has ended (a high quantile of their
   durations after its invoke was answered), later ones on the adaptive schedule of ``_core/polling.py``;
@@ -45,7 +45,7 @@ from airflow_provider_alta._core.batch_outcomes import (
 from airflow_provider_alta._core.batch_progress import ItemStatus, Tally
 from airflow_provider_alta._core.batch_schedule import DueQueue, DurationEstimate, next_query_at
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import backoff_delay, is_transient
+from airflow_provider_alta._core.request_retry import backoff_delay, is_transient
 from airflow_provider_alta._core.waiting import Notice, OutageReport
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.models import RunStatus, WorkflowRun

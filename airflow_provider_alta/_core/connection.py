@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_alta._core.protocol import DEFAULT_BASE_URL, request_headers
 from airflow_provider_alta._core.ratelimit import key_fingerprint
-from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.request_retry import RetrySettings
 from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import AltaValidationError
 

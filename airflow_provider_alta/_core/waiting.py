@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_provider_alta._core.polling import PollingSettings, adaptive_interval
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings, backoff_delay, is_transient
+from airflow_provider_alta._core.request_retry import RetrySettings, backoff_delay, is_transient
 from airflow_provider_alta._core.validation import ensure_positive_number
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError, AltaTimeoutError
 

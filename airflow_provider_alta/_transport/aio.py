@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.protocol import ApiRequest, join_url
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings, budget_wait, tenacity_kwargs
+from airflow_provider_alta._core.request_retry import RetrySettings, budget_wait, tenacity_kwargs
 from airflow_provider_alta._core.waiting import RunWaiter
 from airflow_provider_alta._transport.errors import aiohttp_transport_error, give_up, undecodable
 from airflow_provider_alta._transport.reply import Reply, body_encoding

@@ -1,7 +1,7 @@
 """What a failure on the wire means, whichever HTTP client met it: one typed error, one wording.
 
 Each transport failure says whether the request can have reached Alta (``sent``): an invoke is sent again only
-when it provably was not (:mod:`airflow_provider_alta._core.retries`). The URL is named, never the key.
+when it provably was not (:mod:`airflow_provider_alta._core.request_retry`). The URL is named, never the key.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from airflow_provider_alta._core.protocol import ApiRequest
-from airflow_provider_alta._core.retries import outcome_unknown
+from airflow_provider_alta._core.request_retry import outcome_unknown
 from airflow_provider_alta.exceptions import AltaError, AltaInvalidResponseError, AltaTransportError
 
 #: What each transport failure means for the user; ``sent`` is whether the request can have reached Alta.

@@ -1,7 +1,7 @@
 """The worker's wire: ``requests``, one exchange at a time, and the blocking drivers of the core's decisions.
 
 :func:`exchange` sends one request and hands back its :class:`~.reply.Reply`; :func:`call` repeats a request as
-:mod:`airflow_provider_alta._core.retries` allows; :func:`drive` runs a
+:mod:`airflow_provider_alta._core.request_retry` allows; :func:`drive` runs a
 :class:`~airflow_provider_alta._core.waiting.RunWaiter` to its end. The drivers only send and sleep; the twins in
 :mod:`.aio` do the same with ``await``.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.protocol import ApiRequest, join_url
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings, budget_wait, tenacity_kwargs
+from airflow_provider_alta._core.request_retry import RetrySettings, budget_wait, tenacity_kwargs
 from airflow_provider_alta._core.waiting import RunWaiter
 from airflow_provider_alta._transport.errors import give_up, requests_transport_error, undecodable
 from airflow_provider_alta._transport.reply import Reply, body_encoding

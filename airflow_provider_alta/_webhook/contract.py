@@ -152,7 +152,7 @@ class WebhookSettings:
 
     @classmethod
     def from_config(cls) -> WebhookSettings:
-        from airflow_provider_alta._airflow.compat import conf
+        from airflow_provider_alta._airflow.version_compat import conf
 
         lifetime = conf.get(CONFIG_SECTION, "webhook_token_lifetime", fallback="") or DEFAULT_TOKEN_LIFETIME
         try:

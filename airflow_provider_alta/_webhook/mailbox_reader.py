@@ -4,7 +4,7 @@ A trigger registers its task instance and run (:func:`watch_mailbox`) and awaits
 end of that run. The connection's reader sends the receiver's ``POST /alta/mailboxes`` once per interval (the
 smallest one among its watches) for every registered task instance (at most 2,000 per request) and wakes the
 watches whose notices arrived, so 500 waiting tasks cost one request a second instead of 500 XCom reads. The
-reader reaches the API server at the Execution API's base URL (:func:`compat.api_server_base_url`), signs
+reader reaches the API server at the Execution API's base URL (:func:`api_server_base_url`), signs
 with the connection's ``webhook_secret`` (read once, and again after a refusal) and
 stops when its last watch goes. A failed read is logged (the first few in a row, then once a minute) and the
 next interval tries again; the triggers' polling fallback carries on meanwhile.
@@ -20,7 +20,13 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, URL_PREFIX, TaskInstanceRef, announces_end
-from airflow_provider_alta._webhook.mailbox_batch import MAILBOXES_ROUTE, MAX_REFS, batch_body, parse_answer, sign_body
+from airflow_provider_alta._webhook.mailbox_protocol import (
+    MAILBOXES_ROUTE,
+    MAX_REFS,
+    batch_body,
+    parse_answer,
+    sign_body,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -117,7 +123,7 @@ class _Reader:
         # would hold every waiting task's read back.
         if self._secret is not None:
             return self._secret
-        from airflow_provider_alta._airflow.compat import aget_connection
+        from airflow_provider_alta._airflow.version_compat.hook import aget_connection
         from airflow_provider_alta._core.connection import webhook_secret_of
 
         secret = webhook_secret_of(self.conn_id, (await aget_connection(self.conn_id)).extra)
@@ -163,9 +169,26 @@ def active_readers() -> list[tuple[str, int, int]]:
 
 def mailboxes_url() -> str:
     """Where the batched read goes: the API server's base URL, then the receiver's mount and route."""
-    from airflow_provider_alta._airflow.compat import api_server_base_url
-
     return api_server_base_url() + URL_PREFIX + MAILBOXES_ROUTE
+
+
+def api_server_base_url() -> str:
+    """The API server's root URL as this process reaches it: the Execution API's URL without ``/execution/``.
+
+    Every release reads ``[core] execution_api_server_url`` and, when it is unset, derives it from
+    ``[api] base_url`` (a relative or empty one on ``http://localhost:8080``); the triggerer's own Execution API
+    channel is in-process, so the same setting the workers use tells where the API server is (3.3 also accepts
+    it under ``[workers]``, which ``conf`` reads when asked for ``[core]``'s).
+    """
+    from airflow_provider_alta._airflow.version_compat import conf
+
+    base_url = conf.get("api", "base_url", fallback="/") or "/"
+    if base_url.startswith("/"):
+        base_url = f"http://localhost:8080{base_url}"
+    default = f"{base_url.rstrip('/')}/execution/"
+    url = (conf.get("core", "execution_api_server_url", fallback=default) or default).rstrip("/")
+    suffix = "/execution"
+    return url[: -len(suffix)] if url.endswith(suffix) else url
 
 
 @contextlib.asynccontextmanager

@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from airflow_provider_alta._airflow.compat import get_xcom, get_xcoms, set_xcom
+from airflow_provider_alta._airflow.internals import get_xcom, get_xcoms
+from airflow_provider_alta._airflow.version_compat.xcom import set_xcom
 from airflow_provider_alta._core.connection import CONN_TYPE
 from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, same_notice, steps_back

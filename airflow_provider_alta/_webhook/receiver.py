@@ -23,7 +23,7 @@ secrets come from a short cache. The app answers
   the mailbox), ``stale`` (a status behind the stored one, ignored) or
   ``task_finished`` (nothing to wake).
 
-``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta._webhook.mailbox_batch`): a
+``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta._webhook.mailbox_protocol`): a
 body of at most 2 MiB naming a connection, the time it was signed and up to 2,000 task instances, signed with
 that connection's ``webhook_secret`` over its exact bytes. It answers 200 with the delivered notices of the
 mailboxes opened through that connection (one SQL query); 401 for a missing or wrong signature, an unknown or
@@ -56,7 +56,7 @@ from airflow_provider_alta._webhook.contract import (
     mailbox_notice,
     signature_matches,
 )
-from airflow_provider_alta._webhook.mailbox_batch import (
+from airflow_provider_alta._webhook.mailbox_protocol import (
     MAILBOXES_ROUTE,
     MAX_BATCH_BODY_BYTES,
     BatchRefused,

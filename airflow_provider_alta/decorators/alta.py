@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 
-from airflow_provider_alta._airflow.compat import call_task_function
+from airflow_provider_alta._airflow.version_compat.task import call_task_function
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
 
 if TYPE_CHECKING:

@@ -53,7 +53,7 @@ class _AltaBatchDecoratedOperator(DecoratedOperator, AltaBatchOperator):
         super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs, items=[], **kwargs)
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_alta._airflow.compat import call_task_function
+        from airflow_provider_alta._airflow.version_compat.task import call_task_function
 
         self.items = call_task_function(self, context)
         # Straight to the operator: it returns the manifest itself (see ``@task.alta`` for why).

@@ -4,7 +4,7 @@
 serves triggers, and a batch that runs many runs from one worker with asyncio.
 Both are the face only: requests are built, answers parsed, errors typed and
 retries and waits decided in :mod:`airflow_provider_alta._core` (``protocol``,
-``retries``, ``waiting``); the bytes travel through :mod:`airflow_provider_alta._transport`.
+``request_retry``, ``waiting``); the bytes travel through :mod:`airflow_provider_alta._transport`.
 ``requests`` and ``aiohttp`` are imported only when a request is made, so a DAG
 file importing an operator stays cheap to parse.
 """
@@ -17,12 +17,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_provider_alta._airflow.compat import (
-    AirflowNotFoundException,
-    BaseHook,
-    aget_connection,
-    legacy_connection_form,
-)
+from airflow_provider_alta._airflow.version_compat import AirflowNotFoundException
+from airflow_provider_alta._airflow.version_compat.hook import BaseHook, aget_connection, legacy_connection_form
 from airflow_provider_alta._core.connection import CONN_TYPE, AltaConnectionConfig
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.protocol import QUERY_PATH, ApiRequest, invoke_request, join_url, query_request
@@ -204,7 +200,7 @@ class AltaHook(_AltaHookBase):
         return self._read(request, sync.exchange(session, request, config, read_timeout))
 
     def _call(self, request: ApiRequest, read_timeout: float) -> WorkflowRun:
-        """Send ``request`` as the retry policy of :mod:`~airflow_provider_alta._core.retries` allows."""
+        """Send ``request`` as the retry policy of :mod:`~airflow_provider_alta._core.request_retry` allows."""
         send = partial(self._send_once, request, read_timeout)
         return sync.call(send, request, self.config.retry, self.budget, self._log_retry)
 
@@ -221,7 +217,7 @@ class AltaHook(_AltaHookBase):
         Synchronous (default): blocks until the run ends, up to the
         ``sync_invoke_timeout`` extra, and returns the finished run.
         ``is_async=True``: returns at once with the PENDING run and its id.
-        Never retried when the run may have started (see :mod:`retries`).
+        Never retried when the run may have started (see :mod:`~airflow_provider_alta._core.request_retry`).
         """
         body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
         config = self.config

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_alta._airflow.fail_fast import classify_errors
 from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
 from airflow_provider_alta._airflow.lineage import RunLineageMixin
 from airflow_provider_alta._airflow.version_compat import conf
 from airflow_provider_alta._core.json_limits import AltaLiteral, has_template_syntax
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.validation import ensure_output_format, load_schema
-from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.links.alta import AltaRunLink
 from airflow_provider_alta.operators._arguments import (
     SETTINGS,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_alta._airflow.fail_fast import classify_errors
 from airflow_provider_alta._core.batch_arguments import (
     ensure_key_field,
     ensure_location,
@@ -20,7 +21,6 @@ from airflow_provider_alta._core.json_limits import has_template_syntax
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.validation import ensure_positive_number, ensure_user_id
 from airflow_provider_alta.exceptions import AltaValidationError
-from airflow_provider_alta.failures import classify_errors
 from airflow_provider_alta.templated import Templated, rendered
 
 # A DAG file's parse imports only the argument checks above: the engine, the hooks and the HTTP clients are

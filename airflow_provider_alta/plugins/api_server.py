@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_alta._airflow.compat import conf, plugin_nav_views
+from airflow_provider_alta._airflow.version_compat import conf
+from airflow_provider_alta._airflow.version_compat.api_server import plugin_nav_views
 from airflow_provider_alta._webhook.contract import URL_PREFIX as WEBHOOK_PREFIX
 from airflow_provider_alta._webhook.contract import WebhookSettings
 from airflow_provider_alta.plugins.lazy_app import ASGIApp, LazyASGIApp

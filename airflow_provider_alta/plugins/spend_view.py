@@ -33,7 +33,7 @@ def create_app(mount_path: str = URL_PREFIX) -> "FastAPI":
     from fastapi import Depends, FastAPI, Query
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from airflow_provider_alta._airflow.compat import api_server_user
+    from airflow_provider_alta._airflow.version_compat.api_server import api_server_user
     from airflow_provider_alta.plugins.spend_filter import SpendFilterError, parse_filter
     from airflow_provider_alta.plugins.spend_page import render_error, render_page
     from airflow_provider_alta.plugins.spend_query import SpendReport, spend_report

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.bases.sensor import PokeReturnValue
 
+from airflow_provider_alta._airflow.fail_fast import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta._airflow.fresh_retry import FreshRetryMixin
 from airflow_provider_alta._airflow.lineage import RunLineageMixin
 from airflow_provider_alta._airflow.version_compat import AirflowSensorTimeout, AirflowSkipException, conf
@@ -17,7 +18,6 @@ from airflow_provider_alta._core.json_limits import has_template_syntax
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.validation import ensure_output_format, ensure_run_id, load_schema
 from airflow_provider_alta.exceptions import AltaTimeoutError, AltaValidationError
-from airflow_provider_alta.failures import AltaWorkflowRunFailedError, classify_errors
 from airflow_provider_alta.templated import Templated, rendered
 
 # What the task needs when it runs (the finish, the triggerer's side) is imported where it runs: DAG files import

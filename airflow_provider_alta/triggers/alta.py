@@ -184,10 +184,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         self.log.log(notice.level, "%s", notice.message)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._airflow import internals
         from airflow_provider_alta.hooks.alta import AltaAsyncHook
 
-        if self._finish is not None and compat.in_triggerer():
+        if self._finish is not None and internals.in_triggerer():
             prepare_supervisor(self._finish, self.log)
         hook = AltaAsyncHook(self.alta_conn_id)
         try:
@@ -226,12 +226,12 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         the task's log (:mod:`airflow_provider_alta._airflow.triggerer_logs`). A triggerer too busy to read it within
         :attr:`closing_line_wait` seconds has the task resume on a worker, which logs it.
         """
-        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._airflow import internals
         from airflow_provider_alta._airflow.triggerer_logs import wait_until_read
 
         finish = self._finish
         assert finish is not None
-        if not compat.in_triggerer():
+        if not internals.in_triggerer():
             self.log.info("Not in a triggerer (dag.test() runs triggers inline): the task resumes to finish")
             return False
         plan = plan_finish(run, finish.contract())
@@ -282,10 +282,10 @@ class AltaWorkflowRunTrigger(BaseTrigger):
         mailboxes of every waiting task in one request to the API server per interval. ``dag.test()`` runs the
         trigger inline, with no API server to ask: there the trigger reads its own mailbox.
         """
-        from airflow_provider_alta._airflow import compat
+        from airflow_provider_alta._airflow import internals
         from airflow_provider_alta._webhook.mailbox_reader import watch_mailbox
 
-        if compat.in_triggerer():
+        if internals.in_triggerer():
             async with watch_mailbox(ref, self.workflow_run_id, self.mailbox_interval) as watch:
                 while True:
                     run = await self._confirm_notice(hook, await watch.next_end())
@@ -361,7 +361,7 @@ class RunEndEvent(TriggerEvent):
 
 async def _read_mailbox(ref: TaskInstanceRef) -> Any:
     """The task instance's mailbox notice, read on its own (``dag.test()``; a triggerer reads them batched)."""
-    from airflow_provider_alta._airflow.compat import aget_xcom
+    from airflow_provider_alta._airflow.version_compat.xcom import aget_xcom
 
     return await aget_xcom(
         key=MAILBOX_KEY, dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import DEFERRED_BY_TRY, retry_resumes_the_last_deferral, run_id_store
 from airflow_provider_alta._airflow.deferral import (
     announce_deferral,
     finish_settings,
@@ -24,7 +23,9 @@ from airflow_provider_alta._airflow.deferral import (
     trigger_kwargs,
     webhook_already_in,
 )
+from airflow_provider_alta._airflow.run_id_store import run_id_store
 from airflow_provider_alta._airflow.triggerer_finish import Ending, TriggererFinish
+from airflow_provider_alta._airflow.version_compat.task import DEFERRED_BY_TRY, retry_resumes_the_last_deferral
 from airflow_provider_alta._core.finish_plan import FinishContract
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, empty_mailbox

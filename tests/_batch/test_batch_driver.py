@@ -17,7 +17,7 @@ from airflow_provider_alta._batch.source import ItemSource
 from airflow_provider_alta._core.batch_outcomes import StopReason
 from airflow_provider_alta._core.batch_plan import BatchSettings
 from airflow_provider_alta._core.polling import PollingSettings
-from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.request_retry import RetrySettings
 from airflow_provider_alta.exceptions import AltaBatchFailedError, AltaContractError
 from airflow_provider_alta.hooks.alta import AltaAsyncHook
 

@@ -11,7 +11,7 @@ from airflow_provider_alta._core.batch_plan import BatchPlan, BatchSettings
 from airflow_provider_alta._core.batch_progress import ItemStatus
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.request_retry import RetrySettings
 from airflow_provider_alta._core.waiting import OutageReport
 from airflow_provider_alta.exceptions import (
     AltaAuthError,

@@ -1,6 +1,6 @@
 """The finish plan, table by table: a finished run and a task's contract give what the task pushes, returns or raises.
 
-No Airflow and no network: the worker and the trigger apply these plans (tests/triggers/test_triggerer_finish.py
+No Airflow and no network: the worker and the trigger apply these plans (tests/_airflow/test_triggerer_finish.py
 holds the two appliers to the same XComs; the dag.test() suites run them end to end).
 """
 

@@ -16,7 +16,7 @@ from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._core.protocol import QUERY_PATH, ApiRequest, invoke_request, join_url, query_request
 from airflow_provider_alta._core.ratelimit import RateBudget
-from airflow_provider_alta._core.retries import RetrySettings
+from airflow_provider_alta._core.request_retry import RetrySettings
 from airflow_provider_alta._core.waiting import RunWaiter
 from airflow_provider_alta._transport import aio, sync
 from airflow_provider_alta._transport.reply import read_answer

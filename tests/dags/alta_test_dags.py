@@ -157,7 +157,7 @@ with dag("t_durable_finished") as t_durable_finished:
 @task
 def variable_store_round_trip(**context: Any) -> str:
     """The store used before Airflow 3.3, exercised on every version: set, read back, clear."""
-    from airflow_provider_alta._airflow.compat import run_id_store
+    from airflow_provider_alta._airflow.run_id_store import run_id_store
 
     without_state_store = {"ti": context["ti"]}
     store = run_id_store(without_state_store, "unused")

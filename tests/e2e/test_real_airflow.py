@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import callback_parse_deactivates_dags
 from airflow_provider_alta._airflow.lineage import SCHEMA_URL
 from airflow_provider_alta._airflow.triggerer_finish import OPENLINEAGE_REASON
+from airflow_provider_alta._airflow.version_compat.task import callback_parse_deactivates_dags
 from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,
@@ -30,6 +30,7 @@ from airflow_provider_alta._webhook.contract import (
 )
 from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
+from tests._airflow.test_lineage import facet_validator
 from tests.e2e.stack import (
     FINISH_KEY,
     HOOKED,
@@ -45,7 +46,6 @@ from tests.e2e.stack import (
     Stack,
     wait_for,
 )
-from tests.test_lineage import facet_validator
 
 pytestmark = pytest.mark.e2e
 
@@ -384,7 +384,7 @@ def test_no_import_errors(stack):
     errors = stack.request("GET", "/api/v2/importErrors")
     assert errors["total_entries"] == 0, errors
     # Nor did the DAG processor deactivate DAGs of a file that is there (Airflow 3.0 does after a callback-only
-    # parse, which a task ended in the triggerer asks for: see compat.callback_parse_deactivates_dags).
+    # parse, which a task ended in the triggerer asks for: see version_compat.task.callback_parse_deactivates_dags).
     processor_log = (stack.home / "service-dag-processor.log").read_text(errors="replace")
     assert "is missing and will be deactivated" not in processor_log
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_alta._core.json_limits import MAX_DEPTH
+from tests._core.test_json_limits import nested
 from tests.dag_runner import plain, run_dag
-from tests.test_fidelity import nested
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "alta_conn")
 

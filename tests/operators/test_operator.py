@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import callback_parse_deactivates_dags
+from airflow_provider_alta._airflow.version_compat.task import callback_parse_deactivates_dags
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
 from tests.dag_runner import plain, run_dag

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 
-from airflow_provider_alta._airflow.compat import AirflowFailException
-from airflow_provider_alta.exceptions import AltaAuthError, AltaInvokeOutcomeUnknownError, AltaTimeoutError
-from airflow_provider_alta.failures import AltaAuthFailure, for_airflow
 from tests.conftest import DAGS, SECRET_KEY
 from tests.dag_runner import plain
 
@@ -127,23 +123,3 @@ def demo_task_errors(log: str) -> list[str]:
     spec.loader.exec_module(demo)
     errors: list[str] = demo.task_errors(log)
     return errors
-
-
-def test_fail_fast_twins_keep_their_alta_type_and_pickle():
-    import pickle
-
-    err = AltaAuthError("Alta rejected the API key", status=401, code="UNAUTHORIZED", endpoint="/v1/workflow/invoke")
-    twin = for_airflow(err)
-    assert isinstance(twin, AltaAuthFailure) and isinstance(twin, AltaAuthError)
-    assert isinstance(twin, AirflowFailException)
-    assert str(twin).startswith("Alta rejected the API key (HTTP 401, code=UNAUTHORIZED")
-    assert "Not retried:" in str(twin)
-    assert str(pickle.loads(pickle.dumps(twin))) == str(twin)
-    assert for_airflow(twin) is twin
-    # Transient errors, and an unknown outcome the user chose to retry, stay as they are.
-    timeout = AltaTimeoutError("gave up", workflow_run_id="r-1")
-    assert for_airflow(timeout) is timeout
-    unknown = AltaInvokeOutcomeUnknownError("no answer", workflow_run_id="r-2")
-    assert for_airflow(unknown, retry_on_unknown_outcome=True) is unknown
-    assert "workflow_run_id=r-2" in str(for_airflow(unknown)).split("Not retried:")[1]
-    assert json.dumps(str(twin))  # a plain message, as Airflow's serializer needs

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, SIGNATURE_HEADER, TaskInstanceRef, empty_mailbox
-from airflow_provider_alta._webhook.mailbox_batch import MAILBOXES_ROUTE, batch_body, sign_body
+from airflow_provider_alta._webhook.mailbox_protocol import MAILBOXES_ROUTE, batch_body, sign_body
 from tests.dag_runner import run_dag
 from tests.plugins.receiver_support import CONN_ID, SECRET, alta_connection, set_xcom
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from airflow_provider_alta._airflow.compat import set_xcom as store_xcom
+from airflow_provider_alta._airflow.version_compat.xcom import set_xcom as store_xcom
 from airflow_provider_alta._webhook.contract import (
     MAILBOX_KEY,
     SIGNATURE_HEADER,

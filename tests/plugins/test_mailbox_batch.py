@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, TaskInstanceRef
-from airflow_provider_alta._webhook.mailbox_batch import MAX_REFS, batch_body, sign_body
+from airflow_provider_alta._webhook.mailbox_protocol import MAX_REFS, batch_body, sign_body
 from airflow_provider_alta._webhook.receiver import create_app
 from tests.plugins.mailbox_support import (
     OTHER_CONN_ID,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_alta._webhook.contract import MAILBOX_KEY, SIGNATURE_HEADER, TaskInstanceRef, WebhookGrant, sign
-from airflow_provider_alta._webhook.mailbox_batch import batch_body, sign_body
+from airflow_provider_alta._webhook.mailbox_protocol import batch_body, sign_body
 from airflow_provider_alta._webhook.mailbox_store import MailboxStore
 from airflow_provider_alta._webhook.receiver import Receiver
 from airflow_provider_alta._webhook.secret_cache import LookupsExhausted, SecretCache

@@ -27,7 +27,7 @@ from airflow_provider_alta._core.validation import ensure_json_object
 from airflow_provider_alta.exceptions import AltaUnsupportedOutputError, AltaValidationError
 from airflow_provider_alta.hooks.alta import AltaHook
 from airflow_provider_alta.models import RunStatus, WorkflowRun
-from tests.test_fidelity import nested
+from tests._core.test_json_limits import nested
 
 #: Any character, lone surrogates and control characters included.
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)

@@ -38,7 +38,7 @@ ENDS_HERE = b"d/manual__1/t ends here, in the triggerer"
 
 class TriggerCommsDecoder:
     """Stands in for the triggerer's channel to its supervisor (Airflow's class of this name, by which
-    ``compat.in_triggerer()`` knows a triggerer): it keeps each request and answers it as a supervisor that stored it
+    ``internals.in_triggerer()`` knows a triggerer): it keeps each request and answers it as a supervisor that stored it
     does, connections from the environment."""
 
     def __init__(self) -> None:

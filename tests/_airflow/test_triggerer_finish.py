@@ -10,17 +10,9 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import airflow
 import pytest
 from airflow.sdk import DAG, Asset
-from packaging.version import Version
 
-from airflow_provider_alta._airflow.compat import (
-    callback_parse_deactivates_dags,
-    openlineage_reports,
-    run_id_store,
-    variable_key,
-)
 from airflow_provider_alta._airflow.finishing import finish_run
 from airflow_provider_alta._airflow.triggerer_finish import (
     AIRFLOW_3_0_REASON,
@@ -30,6 +22,7 @@ from airflow_provider_alta._airflow.triggerer_finish import (
     finish_for,
     why_not_in_triggerer,
 )
+from airflow_provider_alta._airflow.version_compat.task import callback_parse_deactivates_dags, openlineage_reports
 from airflow_provider_alta._core.finish_plan import FinishContract, plan_finish
 from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.models import WorkflowRun
@@ -128,23 +121,8 @@ def test_tasks_that_must_resume_on_a_worker():
     assert "mapped task" in (why_not_in_triggerer(expanded) or "")
 
 
-def test_the_airflow_3_0_dag_processor_flaw_is_detected_where_it_is():
-    """3.0's DAG processor counts a callback-only parse as one that found no DAG; 3.1 fixed it."""
-    fixed = Version(airflow.__version__).release[:2] >= (3, 1)
-    assert callback_parse_deactivates_dags() is not fixed
+def test_the_airflow_3_0_reason_names_the_way_out():
     assert "end_in_triggerer=False" in AIRFLOW_3_0_REASON
-
-
-def test_a_task_its_trigger_may_end_keeps_its_run_id_in_a_variable():
-    class TaskStateStore:  # what Airflow 3.3 puts in the context
-        def get(self, key):
-            return None
-
-    ti = type("TI", (), {"dag_id": "d", "run_id": "manual__1", "task_id": "t", "map_index": -1})()
-    context = {"task_state_store": TaskStateStore(), "ti": ti}
-    assert variable_key(run_id_store(context, "k")) is None  # the task state store
-    key = variable_key(run_id_store(context, "k", trigger_forgets=True))
-    assert key is not None and key.startswith("alta_run_id.")
 
 
 # -- OpenLineage: its listener runs only where the task finishes -------------------------------------------------
@@ -203,29 +181,6 @@ def test_openlineage_selective_enable_decides_per_task(openlineage_on):
     assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
     assert why_not_in_triggerer(reported) == OPENLINEAGE_REASON
     assert why_not_in_triggerer(quiet) == without_openlineage()
-
-
-def test_openlineage_disabled_for_the_operator(openlineage_on):
-    reported, _ = lineage_dag()
-    openlineage_on.setenv(
-        "AIRFLOW__OPENLINEAGE__DISABLED_FOR_OPERATORS", "airflow_provider_alta.operators.alta.AltaRunWorkflowOperator"
-    )
-    assert openlineage_reports(reported) is False
-
-
-def test_openlineage_emission_policy_decides_per_dag_and_task(openlineage_on):
-    import importlib.util
-
-    policy = [
-        {"scope": {}, "controls": {"emit": False}},
-        {"scope": {"dag_id": "lineage", "task_id": "reported"}, "controls": {"emit": True}},
-    ]
-    openlineage_on.setenv("AIRFLOW__OPENLINEAGE__EMISSION_POLICY", json.dumps(policy))
-    reported, quiet = lineage_dag()
-    if importlib.util.find_spec("airflow.providers.openlineage.utils.emission_policy") is not None:
-        assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, False)
-    else:  # the provider before 2.19 (Airflow 3.0 to 3.2 resolve it) knows no emission policy: it reports both
-        assert (openlineage_reports(reported), openlineage_reports(quiet)) == (True, True)
 
 
 def test_the_defer_line_and_the_line_before_it_name_openlineage(openlineage_on, capsys):
