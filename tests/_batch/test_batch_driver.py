@@ -93,14 +93,8 @@ async def test_a_batch_runs_every_item_once_many_at_a_time(alta_emulator, tmp_pa
     by_key = {r["key"]: r for r in found}
     assert by_key["k7"]["output"] == alta_emulator.run(by_key["k7"]["workflow_run_id"])["body"]["output"]
     assert report.queries <= 2 * 40  # one query per run, mostly: the batch learns its runs' length
-    peak = max_in_flight(stats["request_log"])
-    assert peak <= 8
-
-
-def max_in_flight(request_log):
-    """Runs started and not yet seen ended is what the batch bounds; its proxy here: invokes within a window."""
-    invokes = sorted(e["at"] for e in request_log if e["endpoint"] == "invoke")
-    return max((sum(1 for t in invokes if start <= t < start + 0.05) for start in invokes), default=0)
+    counters = alta_emulator.key_stats()
+    assert counters["peak_in_flight"] <= 8 and counters["duplicate_runs"] == 0
 
 
 async def test_a_try_lost_between_intent_and_run_id_never_pays_twice(alta_emulator, tmp_path, monkeypatch):
