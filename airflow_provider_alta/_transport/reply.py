@@ -18,6 +18,7 @@ from airflow_provider_alta._core.protocol import (
     parse_response,
     redact,
 )
+from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.models import WorkflowRun
@@ -39,11 +40,13 @@ def body_encoding(declared: str | None) -> str:
     return "utf-8"
 
 
-def read_answer(request: ApiRequest, reply: Reply, budget: RateBudget, api_key: str) -> WorkflowRun:
+def read_answer(request: ApiRequest, reply: Reply, budget: RateBudget, config: AltaConnectionConfig) -> WorkflowRun:
     """The run an answer carries, or its typed error; the key's budget learns the rate-limit figures either way.
 
     A rate limit's ``Retry-After`` holds everyone sharing the key; a concurrency limit's only says when a run may
-    start, so it holds no query. Error texts are scrubbed of the key in case the API echoes it.
+    start, so it holds no query. Error texts are scrubbed of the key in case the API echoes it. The key is read
+    from ``config`` only here, never held in a local: a traceback that shows its frames' locals (Airflow 3.0's
+    task log does) shows the config's ``repr``, which hides the key.
     """
     budget.observe(parse_rate_limit(reply.headers))
     try:
@@ -52,6 +55,6 @@ def read_answer(request: ApiRequest, reply: Reply, budget: RateBudget, api_key: 
         if isinstance(err, AltaRateLimitError) and err.retry_after is not None and not is_concurrency_limit(err):
             budget.block(err.retry_after)
         if err.api_message:
-            err.api_message = redact(err.api_message, [api_key])
+            err.api_message = redact(err.api_message, [config.api_key])
             err.args = (err._render(),)
         raise

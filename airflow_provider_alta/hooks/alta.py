@@ -100,7 +100,7 @@ class _AltaHookBase(BaseHook):
 
     def _read(self, request: ApiRequest, reply: Reply) -> WorkflowRun:
         assert self._config is not None
-        return read_answer(request, reply, self.budget, self._config.api_key)
+        return read_answer(request, reply, self.budget, self._config)
 
     def _waiter(self, request: ApiRequest, config: AltaConnectionConfig, options: WaitOptions) -> RunWaiter:
         """The wait's state machine, logging to this hook unless the caller listens itself."""

@@ -113,12 +113,12 @@ async def test_the_pool_shares_one_session_per_loop_and_settings(config):
 
 
 def sender(session, request: ApiRequest, config: AltaConnectionConfig, budget: RateBudget):
-    return lambda: read_answer(request, sync.exchange(session, request, config, 5.0), budget, config.api_key)
+    return lambda: read_answer(request, sync.exchange(session, request, config, 5.0), budget, config)
 
 
 def aio_sender(request: ApiRequest, config: AltaConnectionConfig, budget: RateBudget):
     async def send() -> WorkflowRun:
-        return read_answer(request, await aio_exchange(request, config), budget, config.api_key)
+        return read_answer(request, await aio_exchange(request, config), budget, config)
 
     return send
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.protocol import invoke_request, query_request
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._transport.reply import Reply, body_encoding, read_answer
@@ -13,6 +14,7 @@ from airflow_provider_alta.exceptions import AltaAuthError, AltaRateLimitError
 from airflow_provider_alta.models import RunStatus
 
 KEY = "sk-reply-SECRET-41d2"
+CONFIG = AltaConnectionConfig(base_url="https://alta.example", api_key=KEY)
 QUERY = query_request("run-1")
 
 
@@ -35,7 +37,7 @@ def test_an_answer_gives_its_run_and_feeds_the_keys_budget():
     budget = RateBudget()
     reset = time.time() + 60
     headers = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "42", "X-RateLimit-Reset": str(int(reset))}
-    run = read_answer(QUERY, Reply(200, headers, '{"workflowRunId": "run-1", "status": "RUNNING"}'), budget, KEY)
+    run = read_answer(QUERY, Reply(200, headers, '{"workflowRunId": "run-1", "status": "RUNNING"}'), budget, CONFIG)
     assert run.status is RunStatus.RUNNING
     assert (budget.snapshot().limit, budget.snapshot().remaining) == (100, 42)
 
@@ -44,7 +46,7 @@ def test_a_retry_after_holds_everyone_on_the_key():
     budget = RateBudget()
     body = '{"error": {"code": "RATE_LIMITED", "message": "slow down", "status": 429}}'
     with pytest.raises(AltaRateLimitError) as err:
-        read_answer(QUERY, Reply(429, {"Retry-After": "30"}, body), budget, KEY)
+        read_answer(QUERY, Reply(429, {"Retry-After": "30"}, body), budget, CONFIG)
     assert err.value.retry_after == 30
     assert budget.acquire(for_poll=False) > 25  # nobody sends before it passes
 
@@ -53,7 +55,7 @@ def test_a_concurrency_limits_retry_after_holds_no_query():
     budget = RateBudget()
     body = '{"error": {"code": "CONCURRENCY_LIMIT_EXCEEDED", "message": "too many runs", "status": 429}}'
     with pytest.raises(AltaRateLimitError) as caught:
-        read_answer(invoke_request({"input": {}}), Reply(429, {"Retry-After": "2"}, body), budget, KEY)
+        read_answer(invoke_request({"input": {}}), Reply(429, {"Retry-After": "2"}, body), budget, CONFIG)
     assert caught.value.retry_after == 2 and caught.value.code == "CONCURRENCY_LIMIT_EXCEEDED"
     assert budget.snapshot().blocked_until is None  # a run may start in 2 s; everyone may still query
 
@@ -61,6 +63,6 @@ def test_a_concurrency_limits_retry_after_holds_no_query():
 def test_an_echoed_key_is_scrubbed_from_the_error():
     body = f'{{"error": {{"code": "UNAUTHORIZED", "message": "bad key {KEY}", "status": 401}}}}'
     with pytest.raises(AltaAuthError) as err:
-        read_answer(QUERY, Reply(401, {}, body), RateBudget(), KEY)
+        read_answer(QUERY, Reply(401, {}, body), RateBudget(), CONFIG)
     assert KEY not in str(err.value) + repr(err.value) + (err.value.api_message or "")
     assert "bad key" in str(err.value)

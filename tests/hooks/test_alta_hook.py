@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -25,7 +27,7 @@ from airflow_provider_alta.exceptions import (
     AltaTransportError,
     AltaValidationError,
 )
-from airflow_provider_alta.hooks.alta import AltaHook
+from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 from airflow_provider_alta.models import RunStatus
 from airflow_provider_alta.testing.emulator import EmulatorThread
 from tests.conftest import SECRET_KEY
@@ -415,3 +417,32 @@ def test_api_key_never_in_logs_or_errors(monkeypatch, alta_conn, alta_emulator, 
     haystack = "\n".join([*texts, caplog.text, out.out, out.err, repr(hook.config)])
     assert "retrying" in haystack  # the retries were logged...
     assert SECRET_KEY not in haystack  # ...and never with the key
+
+
+def _locals_holding(traceback: Any, secret: str) -> list[str]:
+    """``function: name`` for every local of every frame of ``traceback`` whose ``repr`` shows ``secret``."""
+    found = []
+    while traceback is not None:
+        frame = traceback.tb_frame
+        found += [f"{frame.f_code.co_name}: {name}" for name, value in frame.f_locals.items() if secret in repr(value)]
+        traceback = traceback.tb_next
+    return found
+
+
+@pytest.mark.parametrize("status", [401, 429, 500])
+def test_no_frame_of_an_error_holds_the_key_in_a_local(monkeypatch, alta_conn, alta_emulator, status):
+    """A task log that shows each frame's locals (Airflow 3.0's does, on a failed task) shows no key."""
+    no_retry_conn(monkeypatch, alta_emulator)
+    alta_emulator.inject("query", "status", status=status)
+    with pytest.raises(AltaError) as sync_err:
+        AltaHook().get_run("run-123")
+    alta_emulator.inject("query", "status", status=status)
+
+    async def query() -> None:
+        async with AltaAsyncHook() as hook:
+            await hook.get_run("run-123")
+
+    with pytest.raises(AltaError) as async_err:
+        asyncio.run(query())
+    assert _locals_holding(sync_err.tb, SECRET_KEY) == []
+    assert _locals_holding(async_err.tb, SECRET_KEY) == []
