@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.protocol import (
     ApiRequest,
     is_concurrency_limit,
@@ -18,7 +19,6 @@ from airflow_provider_alta._core.protocol import (
     parse_response,
     redact,
 )
-from airflow_provider_alta._core.connection import AltaConnectionConfig
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta.exceptions import AltaError, AltaRateLimitError
 from airflow_provider_alta.models import WorkflowRun
