@@ -194,6 +194,7 @@ def verdicts(results: dict[str, dict[str, Any]], memory: dict[str, Any], items: 
 
 def memory_row(r: dict[str, Any], items: int) -> list[str]:
     m = r["manifest"]
+    per_item = (r["key_stats"]["invokes"] + r["key_stats"]["queries"]) / items
     return [
         "",
         f"Memory: {items:,} items with {OUTPUT_KB} KB outputs, max_active_runs {MEMORY_CONCURRENCY}",
@@ -201,7 +202,7 @@ def memory_row(r: dict[str, Any], items: int) -> list[str]:
         "| succeeded | wall s | requests / item | worker seconds | RSS after imports MB | peak RSS MB | growth MB |",
         "|---|---|---|---|---|---|---|",
         f"| {m['succeeded']}/{m['total']} | {r['wall']:.1f} "
-        f"| {(r['key_stats']['invokes'] + r['key_stats']['queries']) / items:.2f} | {m['this_try']['worker_seconds']:.1f} "
+        f"| {per_item:.2f} | {m['this_try']['worker_seconds']:.1f} "
         f"| {r['level_mb']:.0f} | {r['peak_mb']:.0f} | {r['growth_mb']:.0f} |",
     ]
 
