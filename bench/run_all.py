@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import batch
 import hook_overhead
 import import_cost
 import large_output
@@ -34,6 +35,7 @@ def main() -> None:
         spend_view,
     ):
         lines += [*bench.main(), ""]
+    lines += [*batch.main(["--quick"]), ""]
     report = Path(__file__).parent / "report.md"
     report.write_text("\n".join(lines))
     print(f"\nwritten to {report}")
