@@ -285,9 +285,19 @@ class AltaAsyncHook(_AltaHookBase):
     hook:`` so the session shared through the process' pool is released.
     """
 
-    def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        alta_conn_id: str = _AltaHookBase.default_conn_name,
+        *,
+        config: AltaConnectionConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``config``: the connection's settings already read (e.g. by :attr:`AltaHook.config` on a worker, before
+        an event loop starts), so the hook does not read the connection again; it shares that key's budget."""
         super().__init__(alta_conn_id, **kwargs)
         self._session: aiohttp.ClientSession | None = None
+        if config is not None:
+            self._config, self._budget = config, budget_for(config.fingerprint)
 
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
@@ -329,6 +339,7 @@ class AltaAsyncHook(_AltaHookBase):
         user_id: str | None = None,
         is_async: bool = False,
         webhooks: list[dict[str, Any]] | None = None,
+        retry: bool = True,
     ) -> WorkflowRun:
         """Start the connection's workflow with ``input``, as :meth:`AltaHook.invoke_workflow` does, without blocking.
 
@@ -339,17 +350,27 @@ class AltaAsyncHook(_AltaHookBase):
         when it provably never reached Alta, or on a 429/503 that says it was
         not accepted; an outcome no answer confirmed raises
         :class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`.
+
+        ``retry=False`` sends one attempt and raises whatever it met (a 429 included): for a caller that
+        decides every retry itself, as a batch does when a concurrency 429 must lower its concurrency.
         """
         body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
         config = await self.aconfig()
         request = invoke_request(body)
         send = partial(self._send_once, request, config.read_timeout if is_async else config.sync_invoke_timeout)
+        if not retry:
+            return await send()
         return await aio.call(send, request, config.retry, self.budget, self._log_retry)
 
-    async def get_run(self, workflow_run_id: str) -> WorkflowRun:
-        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`."""
+    async def get_run(self, workflow_run_id: str, *, retry: bool = True) -> WorkflowRun:
+        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`.
+
+        ``retry=False`` sends one attempt: for a caller that schedules its own queries (a batch's plan).
+        """
         request = query_request(ensure_run_id(workflow_run_id))
         config = await self.aconfig()
+        if not retry:
+            return await self._send_once(request)
         return await aio.call(partial(self._send_once, request), request, config.retry, None, self._log_retry)
 
     async def wait_for_run(
