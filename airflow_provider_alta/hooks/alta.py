@@ -66,11 +66,13 @@ class _AltaHookBase(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Alta"
 
-    def __init__(self, alta_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, alta_conn_id: str = default_conn_name, config: AltaConnectionConfig | None = None, **kw: Any):
+        """``config``: the connection's settings already read (a worker reads them before its event loop starts);
+        the hook then never reads the connection itself, and shares that key's budget."""
+        super().__init__(**kw)
         self.alta_conn_id = alta_conn_id
-        self._config: AltaConnectionConfig | None = None
-        self._budget: RateBudget | None = None
+        self._config: AltaConnectionConfig | None = config
+        self._budget: RateBudget | None = None if config is None else budget_for(config.fingerprint)
         #: Queries (``/v1/workflow/query/result``) this hook has sent, retries included: the run's metrics count them.
         self.queries_sent = 0
 
@@ -285,19 +287,9 @@ class AltaAsyncHook(_AltaHookBase):
     hook:`` so the session shared through the process' pool is released.
     """
 
-    def __init__(
-        self,
-        alta_conn_id: str = _AltaHookBase.default_conn_name,
-        *,
-        config: AltaConnectionConfig | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``config``: the connection's settings already read (e.g. by :attr:`AltaHook.config` on a worker, before
-        an event loop starts), so the hook does not read the connection again; it shares that key's budget."""
+    def __init__(self, alta_conn_id: str = _AltaHookBase.default_conn_name, **kwargs: Any) -> None:
         super().__init__(alta_conn_id, **kwargs)
         self._session: aiohttp.ClientSession | None = None
-        if config is not None:
-            self._config, self._budget = config, budget_for(config.fingerprint)
 
     async def aconfig(self) -> AltaConnectionConfig:
         """The connection's settings, read without blocking the event loop on first use."""
@@ -350,9 +342,7 @@ class AltaAsyncHook(_AltaHookBase):
         when it provably never reached Alta, or on a 429/503 that says it was
         not accepted; an outcome no answer confirmed raises
         :class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`.
-
-        ``retry=False`` sends one attempt and raises whatever it met (a 429 included): for a caller that
-        decides every retry itself, as a batch does when a concurrency 429 must lower its concurrency.
+        ``retry=False``: one attempt, raising what it met (a 429 too), for a caller deciding every retry (a batch).
         """
         body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
         config = await self.aconfig()
@@ -363,10 +353,8 @@ class AltaAsyncHook(_AltaHookBase):
         return await aio.call(send, request, config.retry, self.budget, self._log_retry)
 
     async def get_run(self, workflow_run_id: str, *, retry: bool = True) -> WorkflowRun:
-        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`.
-
-        ``retry=False`` sends one attempt: for a caller that schedules its own queries (a batch's plan).
-        """
+        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run` (``retry=False``: one
+        attempt, for a caller that schedules its own queries, as a batch's plan does)."""
         request = query_request(ensure_run_id(workflow_run_id))
         config = await self.aconfig()
         if not retry:
