@@ -270,6 +270,7 @@ class AltaBatchOperator(BaseOperator):
     def _tell_spend(self, context: Context, report: BatchReport) -> None:
         from airflow_provider_alta._batch.spend import emit_batch_metrics, spend_xcoms
 
-        for key, value in spend_xcoms(report).items():
-            context["ti"].xcom_push(key=key, value=value)
+        if (ti := context.get("ti")) is not None:  # the "Alta spend" view reads these
+            for key, value in spend_xcoms(report).items():
+                ti.xcom_push(key=key, value=value)
         emit_batch_metrics(report, dag_id=self.dag_id, task_id=self.task_id, conn_id=self.alta_conn_id, log=self.log)
