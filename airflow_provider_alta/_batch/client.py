@@ -2,15 +2,14 @@
 
 The batch's plan decides every retry itself (a concurrency 429 lowers its concurrency, an invoke is sent again
 only when it provably started nothing), so nothing here retries: a retry loop inside the request would hide the
-429s the plan learns from. The hook is passed in (this layer sits below the hooks), and only its one-request
-method is used: the same transport, error mapping, key budget and session as every other request.
+429s the plan learns from. The hook is passed in (this layer sits below the hooks) and asked for single attempts
+(``retry=False``): the same transport, error mapping, key budget and session as every other request.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from airflow_provider_alta._core.protocol import invoke_request, query_request
 from airflow_provider_alta.models import WorkflowRun
 
 
@@ -35,10 +34,16 @@ class HookClient:
 
     async def invoke(self, body: dict[str, Any]) -> WorkflowRun:
         self.invokes += 1
-        run: WorkflowRun = await self.hook._send_once(invoke_request(body))
+        run: WorkflowRun = await self.hook.invoke_workflow(
+            body["input"],
+            user_id=body.get("userId"),
+            is_async=bool(body.get("isAsync", False)),
+            webhooks=body.get("webhook"),
+            retry=False,
+        )
         return run
 
     async def query(self, workflow_run_id: str) -> WorkflowRun:
         self.queries += 1
-        run: WorkflowRun = await self.hook._send_once(query_request(workflow_run_id))
+        run: WorkflowRun = await self.hook.get_run(workflow_run_id, retry=False)
         return run

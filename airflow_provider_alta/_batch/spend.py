@@ -9,6 +9,23 @@ from typing import Any
 from airflow_provider_alta._airflow.metrics import COST, QUERIES, TOKENS, status_metric
 from airflow_provider_alta._batch.report import BatchReport
 
+#: The XComs the "Alta spend" view reads from a batch's task instance (``plugins/spend_query.py``): a batch has many
+#: runs, so it states their number and failures; cost and tokens are the whole batch's, every try included.
+RUNS, FAILED_RUNS = "alta_runs", "alta_failed_runs"
+
+
+def spend_xcoms(report: BatchReport) -> dict[str, Any]:
+    """What the latest try leaves for the spend view (a retry clears the earlier tries' XComs, so all tries)."""
+    tally = report.tally
+    return {
+        "status": "FAILED" if report.verdict() is not None else "SUCCEED",
+        "total_cost": tally.cost,
+        "total_tokens": tally.tokens,
+        RUNS: tally.succeeded + tally.failed,
+        FAILED_RUNS: tally.failed,
+    }
+
+
 #: Items a try of a batch ended, by status: ``alta.batch.items.succeed``, ``.failed``, ``.refused``, ``.unknown``.
 ITEMS_PREFIX = "alta.batch.items"
 

@@ -35,6 +35,8 @@ class BatchSettings:
     quota_wait_limit: float = 300.0
     #: The quantile of the batch's run durations at which a run's first query goes out.
     first_query_quantile: float = 0.85
+    #: The later quantile at which a run still going at its first query is queried again (then: adaptive polling).
+    late_query_quantile: float = 0.99
 
 
 def runs_within_limits(settings: BatchSettings, tally: Tally, concurrency: int) -> tuple[int, StopReason | None]:

@@ -16,7 +16,8 @@ The rules, each in one place:
 * an invoke is sent again only when it provably started nothing (``_core/request_retry.py``); one whose outcome is
   unknown ends its item ``UNKNOWN``, unless ``retry_on_unknown_outcome``;
 * a run's first query goes out when the batch's runs so far suggest it has ended (a high quantile of their
-  durations after its invoke was answered), later ones on the adaptive schedule of ``_core/polling.py``;
+  durations after its invoke was answered), a second at a later quantile by which nearly all of them had ended,
+  later ones on the adaptive schedule of ``_core/polling.py``;
 * ``max_cost`` / ``max_tokens``: a run starts only while what was spent plus the expected cost of the runs in
   flight (the batch's average per run) stays within them; until one run has said what a run costs, one runs at
   a time. ``max_failed_items``: more failures stop the batch. Runs in flight always finish.
@@ -103,7 +104,7 @@ class BatchPlan:
         self.rng = rng or random.Random()
         quiet = settings.quiet_period if settings.quiet_period is not None else QUIET_PERIOD
         self.concurrency = AdaptiveConcurrency(settings.max_active_runs, quiet_period=quiet)
-        self.durations = DurationEstimate(settings.first_query_quantile)
+        self.durations = DurationEstimate(settings.first_query_quantile, late_quantile=settings.late_query_quantile)
         #: Lines for the driver's log (failure streaks), drained by the driver.
         self.notices: list[Notice] = []
         #: Why no more runs start, when the batch stopped early.
@@ -323,6 +324,7 @@ class BatchPlan:
             expected=self.durations.expected(),
             polling=self.settings.polling,
             rng=self.rng,
+            latest=self.durations.latest(),
         )
         if self.budget is not None:
             due = max(due, now + self.budget.poll_spacing(now))

@@ -66,11 +66,13 @@ class _AltaHookBase(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Alta"
 
-    def __init__(self, alta_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, alta_conn_id: str = default_conn_name, config: AltaConnectionConfig | None = None, **kw: Any):
+        """``config``: the connection's settings already read (a worker reads them before its event loop starts);
+        the hook then never reads the connection itself, and shares that key's budget."""
+        super().__init__(**kw)
         self.alta_conn_id = alta_conn_id
-        self._config: AltaConnectionConfig | None = None
-        self._budget: RateBudget | None = None
+        self._config: AltaConnectionConfig | None = config
+        self._budget: RateBudget | None = None if config is None else budget_for(config.fingerprint)
         #: Queries (``/v1/workflow/query/result``) this hook has sent, retries included: the run's metrics count them.
         self.queries_sent = 0
 
@@ -329,6 +331,7 @@ class AltaAsyncHook(_AltaHookBase):
         user_id: str | None = None,
         is_async: bool = False,
         webhooks: list[dict[str, Any]] | None = None,
+        retry: bool = True,
     ) -> WorkflowRun:
         """Start the connection's workflow with ``input``, as :meth:`AltaHook.invoke_workflow` does, without blocking.
 
@@ -339,17 +342,23 @@ class AltaAsyncHook(_AltaHookBase):
         when it provably never reached Alta, or on a 429/503 that says it was
         not accepted; an outcome no answer confirmed raises
         :class:`~airflow_provider_alta.exceptions.AltaInvokeOutcomeUnknownError`.
+        ``retry=False``: one attempt, raising what it met (a 429 too), for a caller deciding every retry (a batch).
         """
         body = build_invoke_body(input, user_id=user_id, is_async=is_async, webhooks=webhooks)
         config = await self.aconfig()
         request = invoke_request(body)
         send = partial(self._send_once, request, config.read_timeout if is_async else config.sync_invoke_timeout)
+        if not retry:
+            return await send()
         return await aio.call(send, request, config.retry, self.budget, self._log_retry)
 
-    async def get_run(self, workflow_run_id: str) -> WorkflowRun:
-        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run`."""
+    async def get_run(self, workflow_run_id: str, *, retry: bool = True) -> WorkflowRun:
+        """The run's current state, retried on transient errors like :meth:`AltaHook.get_run` (``retry=False``: one
+        attempt, for a caller that schedules its own queries, as a batch's plan does)."""
         request = query_request(ensure_run_id(workflow_run_id))
         config = await self.aconfig()
+        if not retry:
+            return await self._send_once(request)
         return await aio.call(partial(self._send_once, request), request, config.retry, None, self._log_retry)
 
     async def wait_for_run(

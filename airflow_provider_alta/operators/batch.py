@@ -237,11 +237,9 @@ class AltaBatchOperator(BaseOperator):
         from airflow_provider_alta.hooks.alta import AltaAsyncHook, AltaHook
 
         # The connection is read before the loop, as a worker reads one, and handed to the async hook.
-        reader = AltaHook(self.alta_conn_id)
-        config = reader.config
+        config = AltaHook(self.alta_conn_id).config
         runner.settings = replace(runner.settings, retry=config.retry)
-        hook = AltaAsyncHook(self.alta_conn_id)
-        hook._config, hook._budget = config, reader.budget
+        hook = AltaAsyncHook(self.alta_conn_id, config=config)
         async with hook:
             outage = OutageReport(join_url(config.base_url, QUERY_PATH))
             return await runner.run(HookClient(hook), budget=hook.budget, outage=outage)
@@ -270,6 +268,9 @@ class AltaBatchOperator(BaseOperator):
             )
 
     def _tell_spend(self, context: Context, report: BatchReport) -> None:
-        from airflow_provider_alta._batch.spend import emit_batch_metrics
+        from airflow_provider_alta._batch.spend import emit_batch_metrics, spend_xcoms
 
+        if (ti := context.get("ti")) is not None:  # the "Alta spend" view reads these
+            for key, value in spend_xcoms(report).items():
+                ti.xcom_push(key=key, value=value)
         emit_batch_metrics(report, dag_id=self.dag_id, task_id=self.task_id, conn_id=self.alta_conn_id, log=self.log)

@@ -3,7 +3,8 @@
 A finished Alta task instance has, among its XComs, ``workflow_run_id``, ``status`` (``SUCCEED`` or ``FAILED``),
 ``total_cost``, ``total_tokens`` and ``workflow_name`` (see :mod:`airflow_provider_alta._core.finish_plan`). One query
 pivots those rows per task instance, keeps the finished ones of the readable DAGs in the range, and groups them
-by day, DAG, task and workflow; Python only lays the few grouped rows out. Nothing new is stored. The day is
+by day, DAG, task and workflow (a batch's task instance counts as the runs it states, ``alta_runs``, with its
+whole cost and tokens); Python only lays the few grouped rows out. Nothing new is stored. The day is
 the UTC day of the ``status`` XCom, written when the run's end was handled. A task instance counts once, with
 its latest try (Airflow clears a task instance's XComs when it runs again).
 """
@@ -19,6 +20,8 @@ from airflow_provider_alta.plugins.spend_filter import SpendFilter
 
 #: The XCom keys the query reads (values are stored as plain JSON scalars).
 STATUS, COST, TOKENS, WORKFLOW, RUN_ID = "status", "total_cost", "total_tokens", "workflow_name", "workflow_run_id"
+#: A batch's task instance holds many runs: it states their number and its failed runs instead of one run id.
+RUNS, FAILED_RUNS = "alta_runs", "alta_failed_runs"
 FINISHED = ("SUCCEED", "FAILED")
 #: XComs of one finish are written within moments of each other; the coarse range test allows this much.
 _SLACK = datetime.timedelta(days=1)
@@ -109,7 +112,7 @@ def _utc_day(dialect: str, column: Any) -> Any:
 def spend_statement(dialect: str, spend_filter: SpendFilter, dag_ids: Collection[str]) -> Any:
     """The one SELECT behind a report: (day, dag_id, task_id, workflow, runs, failures, cost, costed, tokens) rows."""
     from airflow.models.xcom import XComModel
-    from sqlalchemy import Float, and_, case, cast, func, literal, select
+    from sqlalchemy import Float, Integer, and_, case, cast, func, literal, or_, select
 
     x = XComModel.__table__.c
     text = _scalar(dialect, x.value)
@@ -129,28 +132,38 @@ def spend_statement(dialect: str, spend_filter: SpendFilter, dag_ids: Collection
             of(COST, cast(text, Float)).label("cost"),
             of(TOKENS, cast(text, Float)).label("tokens"),
             func.coalesce(of(WORKFLOW, text), literal("")).label("workflow"),
+            of(RUNS, cast(text, Integer)).label("runs"),
+            of(FAILED_RUNS, cast(text, Integer)).label("failed_runs"),
         )
         .where(
-            x.key.in_((STATUS, COST, TOKENS, WORKFLOW, RUN_ID)),
+            x.key.in_((STATUS, COST, TOKENS, WORKFLOW, RUN_ID, RUNS, FAILED_RUNS)),
             x.dag_id.in_(sorted(dag_ids)),
             x.timestamp >= low - _SLACK,
             x.timestamp < high + _SLACK,
         )
         .group_by(x.dag_run_id, x.task_id, x.map_index, x.dag_id)
-        .having(and_(of(RUN_ID, literal(1)) == 1, status.in_(FINISHED), ended >= low, ended < high))
+        .having(
+            and_(
+                or_(of(RUN_ID, literal(1)) == 1, of(RUNS, literal(1)) == 1),
+                status.in_(FINISHED),
+                ended >= low,
+                ended < high,
+            )
+        )
         .subquery()
     )
     t = per_task.c
     day = _utc_day(dialect, t.ended)
+    runs = func.coalesce(t.runs, 1)  # a single run's task instance, or a batch's many
     return select(
         day.label("day"),
         t.dag_id,
         t.task_id,
         t.workflow,
-        func.count().label("runs"),
-        func.sum(case((t.status == "FAILED", 1), else_=0)).label("failures"),
+        func.sum(runs).label("runs"),
+        func.sum(func.coalesce(t.failed_runs, case((t.status == "FAILED", 1), else_=0))).label("failures"),
         func.coalesce(func.sum(t.cost), 0.0).label("cost"),
-        func.count(t.cost).label("costed"),
+        func.sum(case((t.cost.is_not(None), runs), else_=0)).label("costed"),
         func.coalesce(func.sum(t.tokens), 0.0).label("tokens"),
     ).group_by(day, t.dag_id, t.task_id, t.workflow)
 

@@ -86,6 +86,32 @@ def test_a_run_still_going_is_queried_on_the_adaptive_schedule():
     assert plan.step(50.0).wake_at == pytest.approx(54.5)  # 9 % of the 50 s it has been going
 
 
+def test_a_run_outlasting_its_first_query_is_queried_again_when_nearly_all_runs_had_ended():
+    # Twenty runs of 1.6 s to 2.4 s: the first query goes out at their 85th percentile, a run still going then is
+    # queried once more at their 99th, not a whole polling interval (here 10 s x 9 %) later.
+    plan = plan_for(21, max_active_runs=1)
+    now = 0.0
+    for index in range(20):
+        plan.step(now)
+        plan.invoke_answered(index, run(index), now)
+        seconds = 1.6 + 0.8 * index / 19
+        plan.query_answered(index, run(index, "SUCCEED", seconds=seconds), now + seconds)
+        now += seconds
+    expected, late = plan.durations.expected(), plan.durations.latest()
+    assert expected is not None and late is not None
+    assert 2.2 < expected < 2.35 < late <= 2.4  # the 85th and the 99th percentiles (recomputed every few runs)
+    assert plan.step(now).invoke == (20,)
+    plan.invoke_answered(20, run(20), now)
+    first = plan.step(now).wake_at
+    assert first == pytest.approx(now + expected)
+    assert plan.step(first).query == ((20, "r20"),)
+    plan.query_answered(20, run(20, "RUNNING"), first)
+    assert plan.step(first).wake_at == pytest.approx(now + late)
+    assert plan.step(now + late).query == ((20, "r20"),)
+    plan.query_answered(20, run(20, "RUNNING"), now + late)
+    assert plan.step(now + late).wake_at == pytest.approx(now + late + 0.5)  # past both: the adaptive schedule
+
+
 @pytest.mark.parametrize(
     ("error", "status", "invoked_again"),
     [

@@ -290,3 +290,13 @@ with dag("t_spend") as t_spend:
 
 with dag("t_spend_other") as t_spend_other:
     AltaRunWorkflowOperator(task_id="news", input={"topic": "Other"})
+
+with dag("t_spend_batch") as t_spend_batch:
+    from airflow_provider_alta.operators.batch import AltaBatchOperator
+
+    AltaBatchOperator(
+        task_id="batch",
+        items=[{"topic": f"B{i}"} for i in range(3)],
+        output_path="{{ var.value.alta_spend_out }}",
+        poll_min_interval=0.05,
+    )

@@ -22,6 +22,7 @@ from airflow_provider_alta.exceptions import (
     AltaAuthError,
     AltaInvalidRequestError,
     AltaInvokeOutcomeUnknownError,
+    AltaRateLimitError,
     AltaTransportError,
     AltaValidationError,
 )
@@ -166,6 +167,35 @@ async def test_a_refused_connection_is_typed_and_not_sent(monkeypatch):
     with pytest.raises(AltaTransportError) as err:
         await invoke({"topic": "News"})
     assert err.value.sent is False and "not sent" in str(err.value)
+
+
+async def test_one_attempt_without_retry_raises_the_concurrency_429_it_met(alta_conn, alta_emulator):
+    # A batch's plan decides every retry itself: it must see the 429 that says Alta's concurrency limit is reached.
+    alta_emulator.configure(duration=30.0, concurrency_limit=1)
+    async with AltaAsyncHook() as hook:
+        first = await hook.invoke_workflow({"topic": "A"}, is_async=True, retry=False)
+        with pytest.raises(AltaRateLimitError) as err:
+            await hook.invoke_workflow({"topic": "B"}, is_async=True, retry=False)
+        run = await hook.get_run(first.workflow_run_id, retry=False)
+    assert err.value.code == "CONCURRENCY_LIMIT_EXCEEDED"
+    assert run.status in (RunStatus.PENDING, RunStatus.RUNNING)
+    stats = alta_emulator.key_stats()
+    assert (stats["invokes"], stats["concurrency_refused"], stats["runs"], stats["queries"]) == (1, 1, 1, 1)
+    assert alta_emulator.request_count("invoke") == 2  # one attempt each: the refused one was not sent again
+
+
+async def test_a_hook_built_from_a_config_already_read_does_not_read_the_connection(
+    monkeypatch, alta_conn, alta_emulator
+):
+    from airflow_provider_alta.hooks.alta import AltaHook
+
+    reader = AltaHook()
+    config = reader.config
+    monkeypatch.delenv("AIRFLOW_CONN_ALTA_DEFAULT")  # a second read would fail: the connection is gone
+    async with AltaAsyncHook(config=config) as hook:
+        assert hook.budget is reader.budget  # the key's one budget in this process
+        run = await hook.invoke_workflow({"topic": "News"}, is_async=True, retry=False)
+    assert alta_emulator.run(run.workflow_run_id)["body"]["input"] == {"topic": "News"}
 
 
 @pytest.mark.parametrize(

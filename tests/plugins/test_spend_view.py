@@ -134,6 +134,27 @@ def test_json_has_cost_and_tokens_per_day_and_per_dag_task_and_workflow(host):
     assert report["totals"] == {"runs": 5, "failures": 1, "total_cost": 1.05, "mean_cost": 0.21, "tokens": 420}
 
 
+def test_a_batch_counts_as_its_runs_with_their_cost_and_tokens(host, alta_emulator_server, tmp_path, monkeypatch):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    emulator = EmulatorClient(alta_emulator_server.url)
+    emulator.configure(api_key=KEY, duration=0.05, cost=0.25, tokens=100)
+    monkeypatch.setenv("AIRFLOW_CONN_ALTA_DEFAULT", emulator.connection_uri(KEY))
+    monkeypatch.setenv("AIRFLOW_VAR_ALTA_SPEND_OUT", str(tmp_path))
+    batch = run_dag("t_spend_batch")
+    assert batch.ti("batch").state == "success"
+    with create_session() as session:
+        _known_to_the_metadata_database(session, "t_spend_batch")
+        session.execute(update(XComModel).where(XComModel.dag_id == "t_spend_batch").values(timestamp=_noon(TODAY)))
+    report = get(host, JSON, dag_id="t_spend_batch").json()
+    assert [(row["task_id"], row["runs"], row["failures"], row["tokens"]) for row in report["rows"]] == [
+        ("batch", 3, 0, 300)
+    ]
+    assert report["totals"] == {"runs": 3, "failures": 0, "total_cost": 0.75, "mean_cost": 0.25, "tokens": 300}
+
+
 def test_date_range_filter_keeps_the_runs_of_those_days(host):
     report = get(host, JSON, dag_id="t_spend", start=EARLIER.isoformat(), end=EARLIER.isoformat()).json()
     assert [day["date"] for day in report["days"]] == [EARLIER.isoformat()]
