@@ -1,4 +1,5 @@
-"""The production-shape stack: PostgreSQL, CeleryExecutor on Redis, two triggerers, two workers.
+"""The production-shape stack: PostgreSQL, CeleryExecutor on Redis, two triggerers, two workers; one for the
+session, shared by the modules of tests/distributed (a stack takes about a minute to start).
 
 Where PostgreSQL or Redis is missing on 127.0.0.1 (a laptop), these tests are reported as skipped with what to
 start; ``ALTA_TESTS_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns that skip into a failure.
