@@ -76,7 +76,13 @@ def test_example_dags_import_without_errors():
     folder = Path(__file__).parent.parent / "dags_examples"
     bag = DagBag(dag_folder=str(folder))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"alta_sync_invoke", "alta_deferrable_etl", "alta_async_sensor", "alta_mapped_fanout"}
+    assert set(bag.dag_ids) == {
+        "alta_sync_invoke",
+        "alta_deferrable_etl",
+        "alta_async_sensor",
+        "alta_mapped_fanout",
+        "alta_batch_enrich",
+    }
 
 
 #: What a DAG file's parse imports with the batch operator: its argument checks and its class, nothing of the engine.

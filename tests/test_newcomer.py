@@ -171,6 +171,8 @@ def test_make_demo(demo):
     assert "Workflow  todayNews 1.0.1, run " in out and "Status    SUCCEED in 3.0 s" in out, out
     assert "Output:\n  * Markets: the day's leading story\n" in out, out
     assert "Loaded    2 rows into a throwaway SQLite file (set ALTA_ETL_DB to keep it)" in out, out
+    assert "Enriched  20 of 20 products in one task (20 paid runs, 13.8560 credits" in out, out
+    assert "Loaded    20 rows into the table product_enrichment of a throwaway SQLite file" in out, out
     # No path to a file that is gone: the throwaway home, with its news.sqlite, is removed, and not printed.
     assert "news.sqlite" not in out and "alta-demo-airflow-" not in out
     assert not list(tmp.glob("alta-demo-airflow-*"))

@@ -1,4 +1,5 @@
-"""The production-shape stack: PostgreSQL, CeleryExecutor on Redis, two triggerers, two workers.
+"""The production-shape stack: PostgreSQL, CeleryExecutor on Redis, two triggerers, two workers; one for the
+session, shared by the modules of tests/distributed (a stack takes about a minute to start).
 
 Where PostgreSQL or Redis is missing on 127.0.0.1 (a laptop), these tests are reported as skipped with what to
 start; ``ALTA_TESTS_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns that skip into a failure.
@@ -25,6 +26,7 @@ BUDGET_KEY = "sk-dist-BUDGET-SECRET-7a8b9c"
 LOSS_KEY = "sk-dist-LOSS-SECRET-0d1e2f"
 WEBHOOKS_KEY = "sk-dist-WEBHOOKS-SECRET-3a4b5c"
 RESTART_KEY = "sk-dist-RESTART-SECRET-6d7e8f"
+BATCH_KEY = "sk-dist-BATCH-SECRET-9e0f1a"
 DIST_WEBHOOK_SECRET = "whs-dist-SECRET-9a0b1c2d3e"
 #: Requests per hour of the budget scenario's key (Alta's professional plan).
 BUDGET_LIMIT = 1000
@@ -57,6 +59,8 @@ SHAPE = Shape(
         (LOSS_KEY, {"duration": 40.0}),
         (WEBHOOKS_KEY, {"duration": WEBHOOK_RUN_SECONDS}),
         (RESTART_KEY, {"duration": 20.0, "duration_field": "seconds", "input_schema": None}),
+        # A "10 s" workflow that lasts 0.5 s (+-20 %) on the wall clock: the batch's 2,000 runs take seconds.
+        (BATCH_KEY, {"duration": 10.0, "duration_jitter": 2.0, "time_scale": 0.05, "input_schema": None}),
     ),
     connections=(
         ("alta_volume", VOLUME_KEY, {}),
@@ -65,12 +69,22 @@ SHAPE = Shape(
         ("alta_loss", LOSS_KEY, {}),
         ("alta_webhooks", WEBHOOKS_KEY, {"webhook_secret": DIST_WEBHOOK_SECRET}),
         ("alta_restart", RESTART_KEY, {}),
+        ("alta_batch", BATCH_KEY, {}),
     ),
 )
-DIST_SECRETS = (VOLUME_KEY, SYNC_KEY, BUDGET_KEY, LOSS_KEY, WEBHOOKS_KEY, RESTART_KEY, DIST_WEBHOOK_SECRET)
+DIST_SECRETS = (
+    VOLUME_KEY,
+    SYNC_KEY,
+    BUDGET_KEY,
+    LOSS_KEY,
+    WEBHOOKS_KEY,
+    RESTART_KEY,
+    BATCH_KEY,
+    DIST_WEBHOOK_SECRET,
+)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dist_stack() -> Iterator[Stack]:
     missing = services_reachable()
     if missing:

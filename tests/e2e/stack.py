@@ -49,6 +49,22 @@ WEBHOOK_SECRET = "whs-e2e-SECRET-6f0e93c1d2"
 #: The key of the DAG whose deferred task ends in the triggerer; its output's headline names the run's topic.
 FINISH_KEY = "sk-e2e-FINISH-SECRET-66ff"
 FINISH_WORKFLOW = {"duration": 12.0, "output": {"headline": "Finished-${topic}-output-7f3a", "items": [1, 2, 3]}}
+#: The key of the example ``alta_batch_enrich`` (connection ``alta_enrich``): a product-enrichment workflow.
+ENRICH_KEY = "sk-e2e-ENRICH-SECRET-88bb"
+ENRICH_WORKFLOW: dict[str, Any] = {
+    "name": "productEnrichment",
+    "duration": 4.0,
+    "input_schema": {
+        "type": "object",
+        "required": ["sku", "name", "category"],
+        "properties": {k: {"type": "string", "minLength": 1} for k in ("sku", "name", "category")},
+        "additionalProperties": False,
+    },
+    "output": {
+        "description": "${name}: built for the outdoors, tested in every season.",
+        "keywords": ["${category}", "outdoor", "${sku}"],
+    },
+}
 #: The key of the DAG OpenLineage reports (on a stack with ``Shape.openlineage``).
 LINEAGE_KEY = "sk-e2e-LINEAGE-SECRET-77aa"
 #: The one DAG OpenLineage reports on such a stack; every other DAG runs as where OpenLineage is off.
@@ -61,6 +77,7 @@ SECRETS = (
     NOT_FOUND_KEY,
     FINISH_KEY,
     LINEAGE_KEY,
+    ENRICH_KEY,
     WEBHOOK_TOKEN,
     WEBHOOK_SECRET,
     *(key for key, _ in HOOKED.values()),
@@ -257,6 +274,7 @@ class Stack:
         sources = [*(ROOT / "dags_examples").glob("*.py"), *(ROOT / "tests/e2e/dags" / f for f in self.shape.dag_files)]
         for source in sources:
             shutil.copy(source, dags / source.name)
+        shutil.copytree(ROOT / "dags_examples" / "data", dags / "data")  # the examples' input files
         config = {
             "workflows": {
                 # Runs outlast the scheduler's handling of a deferral (apache/airflow#71580).
@@ -267,6 +285,7 @@ class Stack:
                 NOT_FOUND_KEY: {"duration": 12.0, "queries_not_found": 1},
                 FINISH_KEY: FINISH_WORKFLOW,
                 LINEAGE_KEY: {"duration": 12.0},
+                ENRICH_KEY: ENRICH_WORKFLOW,
                 **dict(HOOKED.values()),
                 **dict(self.shape.workflows),
             }
@@ -285,6 +304,7 @@ class Stack:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="15",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="3",
             ALTA_ETL_DB=str(self.home / "news.sqlite"),
+            ALTA_BATCH_DIR=str(self.home / "batches"),
         )
         self.env.update(openlineage_env(self.lineage_file) if self.shape.openlineage else OPENLINEAGE_OFF)
         if self.on_postgres:
@@ -319,6 +339,7 @@ class Stack:
             AIRFLOW_CONN_ALTA_NOT_FOUND=conn(NOT_FOUND_KEY),
             AIRFLOW_CONN_ALTA_FINISH=conn(FINISH_KEY),
             AIRFLOW_CONN_ALTA_LINEAGE=conn(LINEAGE_KEY),
+            AIRFLOW_CONN_ALTA_ENRICH=conn(ENRICH_KEY),
             AIRFLOW_VAR_ALTA_WEBHOOK_URL=f"{self.emulator_url}/_emulator/sink",
             AIRFLOW_VAR_ALTA_WEBHOOK_TOKEN=WEBHOOK_TOKEN,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -32,12 +33,14 @@ from airflow_provider_alta.testing.client import EmulatorClient
 from airflow_provider_alta.testing.emulator import key_id
 from tests._airflow.test_lineage import facet_validator
 from tests.e2e.stack import (
+    ENRICH_KEY,
     FINISH_KEY,
     HOOKED,
     LINEAGE_DAG,
     LINEAGE_KEY,
     NOT_FOUND_KEY,
     RETRY_KEY,
+    ROOT,
     SECRETS,
     SLOW_KEY,
     WEBHOOK_SECRET,
@@ -85,7 +88,8 @@ def test_example_dags_succeed_with_the_emulators_output(stack):
         120,
         "the sensor to defer",
     )
-    runs.update({dag_id: stack.trigger(dag_id) for dag_id in [*EXAMPLES, "alta_mapped_fanout"] if dag_id not in runs})
+    others = [*EXAMPLES, "alta_mapped_fanout", "alta_batch_enrich"]
+    runs.update({dag_id: stack.trigger(dag_id) for dag_id in others if dag_id not in runs})
     for dag_id, run_id in runs.items():
         assert stack.wait_dag_run(dag_id, run_id) == "success", dag_id
     for dag_id, task_id in EXAMPLES.items():
@@ -100,6 +104,24 @@ def test_example_dags_succeed_with_the_emulators_output(stack):
         assert stack.xcom("alta_mapped_fanout", fanout, "news_per_topic", map_index=index) == produced
     sink = stack.emulator("/_emulator/stats")["sink"]
     assert any("Authorization" in hit["header_names"] for hit in sink)  # the webhook was delivered
+    # The batch example: every product of its CSV enriched by one paid run and loaded into the table.
+    with (ROOT / "dags_examples" / "data" / "products.csv").open() as data:
+        products = sum(1 for _ in csv.DictReader(data))
+    batch = runs["alta_batch_enrich"]
+    manifest = stack.xcom("alta_batch_enrich", batch, "enrich")
+    assert (manifest["total"], manifest["succeeded"], manifest["failed"]) == (products, products, 0)
+    # One paid run per row (unpausing the DAG also starts its latest daily run, which pays for its own 20).
+    texts = [Path(uri.removeprefix("file://")).read_text() for uri in manifest["results"]]
+    rows = [json.loads(line) for text in texts for line in text.splitlines()]
+    assert len(rows) == len({row["workflow_run_id"] for row in rows}) == products
+    assert all(
+        stack.emulator(f"/_emulator/runs/{row['workflow_run_id']}")["body"]["input"]["sku"] == row["key"]
+        for row in rows
+    )
+    assert EmulatorClient(stack.emulator_url, ENRICH_KEY).key_stats()["distinct_inputs"] == products
+    with sqlite3.connect(stack.home / "news.sqlite") as db:
+        (loaded,) = db.execute("SELECT count(*) FROM product_enrichment WHERE run_id = ?", (batch,)).fetchone()
+    assert loaded == stack.xcom("alta_batch_enrich", batch, "load") == products
 
 
 def test_triggerer_restart_keeps_waiting_without_a_second_invoke(stack):

@@ -1,12 +1,15 @@
-"""DAGs of the production-shape suite (tests/distributed): volume, failover, lost workers, webhooks, budget."""
+"""DAGs of the production-shape suite (tests/distributed): volume, failover, lost workers, webhooks, budget, and a
+batch whose worker process is killed."""
 
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 from airflow.sdk import DAG
 
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
+from airflow_provider_alta.operators.batch import AltaBatchOperator
 
 START = datetime.datetime(2026, 1, 1)
 RETRY = {"retries": 1, "retry_delay": datetime.timedelta(seconds=1)}
@@ -65,3 +68,22 @@ with DAG("dist_scheduler_restart", schedule=None, start_date=START, catchup=Fals
     AltaRunWorkflowOperator.partial(
         task_id="in_worker", alta_conn_id="alta_restart", run_async=True, timeout=900
     ).expand(input=SEEDS[:4])
+
+#: A 2,000-item batch in one task; its results go under the stack's home (both Celery workers share this host's disk).
+BATCH_ITEMS = 2000
+BATCH_OUT = Path(__file__).resolve().parent.parent / "batches"
+
+with DAG("dist_batch", schedule=None, start_date=START, catchup=False) as batch:
+    AltaBatchOperator(
+        task_id="batch",
+        alta_conn_id="alta_batch",
+        items=[{"id": f"item-{index:04d}", "topic": f"Topic {index}"} for index in range(BATCH_ITEMS)],
+        key_field="id",
+        output_path=f"file://{BATCH_OUT}/{{{{ run_id }}}}",
+        max_active_runs=100,
+        chunk_size=100,
+        poll_min_interval=0.1,
+        poll_max_interval=1.0,
+        retries=6,  # three kills, and room to spare
+        retry_delay=datetime.timedelta(0),
+    )
