@@ -57,7 +57,8 @@ with DAG(
         rows = []
         for uri in manifest["results"]:
             with ObjectStoragePath(uri).open("r") as part:
-                for line in part:
+                # readlines(), not `for line in part`: Airflow 3.0's file objects cannot be iterated; a chunk is small.
+                for line in part.readlines():
                     result = json.loads(line)
                     if result["status"] == "SUCCEED":
                         output = result["output"]

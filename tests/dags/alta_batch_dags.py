@@ -26,7 +26,8 @@ def loaded(manifest: dict) -> int:
     rows = 0
     for uri in manifest["results"]:
         with ObjectStoragePath(uri).open("r") as data:
-            rows += sum(1 for line in data if json.loads(line)["status"] == "SUCCEED")
+            # readlines(): Airflow 3.0's file objects cannot be iterated.
+            rows += sum(1 for line in data.readlines() if json.loads(line)["status"] == "SUCCEED")
     return rows
 
 
