@@ -28,6 +28,7 @@ from airflow_provider_alta.exceptions import AltaValidationError
 from airflow_provider_alta.models import WorkflowRun
 from airflow_provider_alta.operators.alta import AltaRunWorkflowOperator
 from airflow_provider_alta.triggers.alta import AltaWorkflowRunTrigger
+from tests._airflow.conftest import FILE_TRANSPORT
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain
 
@@ -127,8 +128,6 @@ def test_the_airflow_3_0_reason_names_the_way_out():
 
 # -- OpenLineage: its listener runs only where the task finishes -------------------------------------------------
 
-FILE_TRANSPORT = json.dumps({"type": "file", "log_file_path": "/dev/null"})
-
 
 def lineage_dag() -> tuple[AltaRunWorkflowOperator, AltaRunWorkflowOperator]:
     with DAG("lineage", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
@@ -140,16 +139,6 @@ def lineage_dag() -> tuple[AltaRunWorkflowOperator, AltaRunWorkflowOperator]:
 def without_openlineage() -> str | None:
     """What a task that OpenLineage does not report is told: nothing, or Airflow 3.0's own reason."""
     return AIRFLOW_3_0_REASON if callback_parse_deactivates_dags() else None
-
-
-@pytest.fixture
-def openlineage_on(monkeypatch):
-    """The OpenLineage provider enabled as a deployment enables it: a transport configured (its provider reads its
-    settings on every call under pytest)."""
-    for name in ("AIRFLOW__OPENLINEAGE__DISABLED", "OPENLINEAGE_DISABLED", "AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", FILE_TRANSPORT)
-    return monkeypatch
 
 
 def test_a_task_openlineage_reports_resumes_on_a_worker(openlineage_on):

@@ -8,7 +8,6 @@ import json
 from types import SimpleNamespace
 
 import airflow
-import pytest
 from airflow.sdk import DAG
 from packaging.version import Version
 
@@ -61,24 +60,12 @@ def test_the_task_state_store_is_the_contexts_own():
 
 # -- OpenLineage: whether its listener reports a task, as each provider release decides -------------------------
 
-FILE_TRANSPORT = json.dumps({"type": "file", "log_file_path": "/dev/null"})
-
 
 def lineage_dag() -> tuple[AltaRunWorkflowOperator, AltaRunWorkflowOperator]:
     with DAG("lineage", schedule=None, start_date=datetime.datetime(2026, 1, 1)):
         reported = AltaRunWorkflowOperator(task_id="reported", input={}, deferrable=True)
         quiet = AltaRunWorkflowOperator(task_id="quiet", input={}, deferrable=True)
     return reported, quiet
-
-
-@pytest.fixture
-def openlineage_on(monkeypatch):
-    """The OpenLineage provider enabled as a deployment enables it: a transport configured (its provider reads its
-    settings on every call under pytest)."""
-    for name in ("AIRFLOW__OPENLINEAGE__DISABLED", "OPENLINEAGE_DISABLED", "AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", FILE_TRANSPORT)
-    return monkeypatch
 
 
 def test_openlineage_reports_a_task_once_a_transport_is_configured(openlineage_on):
