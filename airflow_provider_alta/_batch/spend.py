@@ -8,10 +8,11 @@ from typing import Any
 
 from airflow_provider_alta._airflow.metrics import COST, QUERIES, TOKENS, status_metric
 from airflow_provider_alta._batch.report import BatchReport
+from airflow_provider_alta._core.finish_plan import XCOM_BATCH_FAILED_RUNS, XCOM_BATCH_RUNS
 
 #: The XComs the "Alta spend" view reads from a batch's task instance (``plugins/spend_query.py``): a batch has many
 #: runs, so it states their number and failures; cost and tokens are the whole batch's, every try included.
-RUNS, FAILED_RUNS = "alta_runs", "alta_failed_runs"
+RUNS, FAILED_RUNS = XCOM_BATCH_RUNS, XCOM_BATCH_FAILED_RUNS
 
 
 def spend_xcoms(report: BatchReport) -> dict[str, Any]:

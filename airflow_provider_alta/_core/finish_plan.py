@@ -38,6 +38,8 @@ XCOM_KEYS = (
 )
 #: The XCom holding the execution times (ms) of the task's last successful runs.
 XCOM_RECENT_DURATIONS = "alta_recent_execution_times_ms"
+#: A batch's task instance holds many runs: it states their number and its failed runs instead of one run id.
+XCOM_BATCH_RUNS, XCOM_BATCH_FAILED_RUNS = "alta_runs", "alta_failed_runs"
 #: How many past execution times the duration-aware schedule remembers.
 DURATION_HISTORY = 5
 

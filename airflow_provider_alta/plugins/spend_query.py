@@ -16,12 +16,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_alta._core.finish_plan import XCOM_BATCH_FAILED_RUNS, XCOM_BATCH_RUNS
 from airflow_provider_alta.plugins.spend_filter import SpendFilter
 
 #: The XCom keys the query reads (values are stored as plain JSON scalars).
 STATUS, COST, TOKENS, WORKFLOW, RUN_ID = "status", "total_cost", "total_tokens", "workflow_name", "workflow_run_id"
 #: A batch's task instance holds many runs: it states their number and its failed runs instead of one run id.
-RUNS, FAILED_RUNS = "alta_runs", "alta_failed_runs"
+RUNS, FAILED_RUNS = XCOM_BATCH_RUNS, XCOM_BATCH_FAILED_RUNS
 FINISHED = ("SUCCEED", "FAILED")
 #: XComs of one finish are written within moments of each other; the coarse range test allows this much.
 _SLACK = datetime.timedelta(days=1)
