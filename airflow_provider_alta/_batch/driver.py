@@ -5,6 +5,10 @@ It runs inside the worker, in one event loop with one HTTP session: many runs in
 Every invoke is preceded by its intent record, durable before the request leaves, and every answer naming a run
 is recorded before anything else happens to its item; result rows go out in chunks. Nothing is flushed on the
 way out of a crash: what was written is what a later try trusts.
+
+With webhooks, a :class:`~airflow_provider_alta._batch.deliveries.Deliveries` reads what Alta delivered (through
+the API server's receiver) every ``check_interval`` seconds; a delivery naming a run the batch started ends its item,
+and one naming the run of an invoke a lost try never heard answered is recorded as that item's run first.
 """
 
 from __future__ import annotations
@@ -13,27 +17,28 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta._batch.client import BatchClient
 from airflow_provider_alta._batch.journal import CLEAR, INTENT, RUN, Journal, record
 from airflow_provider_alta._batch.results import FAILED_KEYS_LISTED, ResultWriter, result_row
 from airflow_provider_alta._batch.source import Item, Key
 from airflow_provider_alta._batch.state import Resume
-from airflow_provider_alta._core.batch_outcomes import ItemEnd
+from airflow_provider_alta._core.batch_outcomes import ItemEnd, lost_invoke
 from airflow_provider_alta._core.batch_plan import BatchPlan
 from airflow_provider_alta._core.batch_progress import ItemStatus, ProgressLog
 from airflow_provider_alta.exceptions import AltaError
 from airflow_provider_alta.models import WorkflowRun
 
+if TYPE_CHECKING:
+    from airflow_provider_alta._batch.deliveries import Deliveries
+
 #: Seconds after which buffered result rows are written even when their chunk is not full.
 FLUSH_EVERY = 30.0
-LOST_INVOKE = (
-    "a previous try was lost while this item's invoke was open, so a paid run may exist that no answer named "
-    "(look for it in Alta's dashboard); not invoked again (retry_on_unknown_outcome=True allows it)"
-)
+#: The index of a deliveries read among the answers (items' indexes are never negative).
+READ = -1
 
-Answer = tuple[str, int, "WorkflowRun | AltaError"]
+Answer = tuple[str, int, Any]
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Figures:
     failed_keys: list[Key] = field(default_factory=list)
     reattached: int = 0
     lost: int = 0
+    #: Lost invokes whose run a webhook delivery named.
+    found: int = 0
 
 
 class BatchDriver:
@@ -58,31 +65,42 @@ class BatchDriver:
         resume: Resume,
         journal: Journal,
         results: ResultWriter,
-        body: Callable[[dict[str, Any]], dict[str, Any]],
+        body: Callable[[int, dict[str, Any]], dict[str, Any]],
         progress: ProgressLog,
         log: Any,
         clock: Callable[[], float] = time.time,
         flush_every: float = FLUSH_EVERY,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self.plan, self.client, self.resume = plan, client, resume
         self.journal, self.results = journal, results
         self.body, self.progress, self.log, self.clock = body, progress, log, clock
         self.flush_every = flush_every
+        self.deliveries = deliveries
         self.figures = Figures(started_at=clock(), failed_keys=list(resume.seen.failed_keys))
         self._items = items
         self._waiting: dict[int, Item] = {}  # read, not yet accepted by Alta
         self._sent: set[int] = set()  # invokes open
         self._runs: dict[int, tuple[Key, str]] = {}  # runs in flight
+        self._lost: dict[int, Key] = {}  # a lost try's invokes, awaiting a delivery naming their run
         self._tasks: set[asyncio.Task[Answer]] = set()
         self._flushed_at = self.figures.started_at
 
     async def run(self) -> None:
         self._take_over(self.clock())
+        if self.deliveries is not None:  # what arrived while no try ran ends those items before any query
+            first = self._spawn(self._read_deliveries())
+            await asyncio.wait({first})
+            await self._handle({first})
         while True:
             self._read_items()
             now = self.clock()
             step = self.plan.step(now)
             self._tell_notices()
+            for end in step.ended:
+                self._row(end, self._lost.pop(end.index))
+            if self.deliveries is not None and self.deliveries.due(now):
+                self._spawn(self._read_deliveries())
             if step.invoke:
                 await self._durably([record(INTENT, i, self._waiting[i].key) for i in step.invoke])
                 for index in step.invoke:
@@ -97,9 +115,11 @@ class BatchDriver:
                 break
             if step.done:
                 break
-            await self._handle(await self._next_answers(step.wake_at))
+            await self._handle(await self._next_answers(self._wake_at(step.wake_at)))
         await asyncio.to_thread(self.results.flush)
         self.journal.close()
+        if self.deliveries is not None:
+            await self.deliveries.close()  # the last deliveries read are forgotten by the receiver
 
     # -- reading -------------------------------------------------------------------------------------------
     def _take_over(self, now: float) -> None:
@@ -112,8 +132,12 @@ class BatchDriver:
         if self.resume.retry_lost:
             return
         for index, entry in self.resume.lost.items():
-            self._row(ItemEnd(index, ItemStatus.UNKNOWN, error=LOST_INVOKE), entry.key)
-            self.plan.tally.add(ItemStatus.UNKNOWN)
+            if self.deliveries is not None:
+                self._lost[index] = entry.key
+                self.plan.await_delivery(index, now)
+            else:
+                self._row(ItemEnd(index, ItemStatus.UNKNOWN, error=lost_invoke(None)), entry.key)
+                self.plan.tally.add(ItemStatus.UNKNOWN)
         self.figures.lost = len(self.resume.lost)
 
     def _read_items(self) -> None:
@@ -130,15 +154,25 @@ class BatchDriver:
             wanted -= 1
 
     # -- sending -------------------------------------------------------------------------------------------
-    def _spawn(self, request: Any) -> None:
+    def _spawn(self, request: Any) -> asyncio.Task[Answer]:
         task = asyncio.get_running_loop().create_task(request)
         self._tasks.add(task)
+        return task
 
     async def _invoke(self, index: int) -> Answer:
         try:
-            return "invoke", index, await self.client.invoke(self.body(self._waiting[index].input))
+            return "invoke", index, await self.client.invoke(self.body(index, self._waiting[index].input))
         except AltaError as exc:
             return "invoke", index, exc
+
+    async def _read_deliveries(self) -> Answer:
+        assert self.deliveries is not None
+        return "deliveries", READ, await self.deliveries.read(self.clock())
+
+    def _wake_at(self, wake_at: float | None) -> float | None:
+        if self.deliveries is None or self.deliveries.reading:
+            return wake_at
+        return self.deliveries.next_read if wake_at is None else min(wake_at, self.deliveries.next_read)
 
     async def _query(self, index: int, workflow_run_id: str) -> Answer:
         try:
@@ -169,9 +203,13 @@ class BatchDriver:
             kind, index, answer = task.result()
             if kind == "invoke":
                 self._invoked(index, answer, now, records)
-            else:
+            elif kind == "query":
                 self._queried(index, answer, now)
+            else:
+                self._delivered(answer, now, records)
         await self._durably(records)
+        if self.deliveries is not None:
+            self.deliveries.acknowledge()  # their runs are on record: the receiver may forget them
         await self._keep_up(now)
 
     def _invoked(self, index: int, answer: WorkflowRun | AltaError, now: float, records: list[dict[str, Any]]) -> None:
@@ -200,6 +238,22 @@ class BatchDriver:
         if end is not None:
             key, _ = self._runs.pop(index)
             self._row(end, key)
+
+    def _delivered(self, deliveries: list[Any], now: float, records: list[dict[str, Any]]) -> None:
+        """Runs that Alta's deliveries say ended: their items end (a lost invoke's run is recorded first)."""
+        for delivery in deliveries:
+            index, run = delivery.item, delivery.run
+            if index in self._lost and self.plan.awaits_delivery(index):
+                key = self._lost.pop(index)
+                records.append(record(RUN, index, key, run.workflow_run_id))
+                self._runs[index] = (key, run.workflow_run_id)
+                self.figures.found += 1
+            elif index in self._runs and self._runs[index][1] != run.workflow_run_id:
+                continue  # a delivery naming another run is never this item's result
+            end = self.plan.notice(index, run, now)
+            if end is not None:
+                key, _ = self._runs.pop(index)
+                self._row(end, key)
 
     def _row(self, end: ItemEnd, key: Key) -> None:
         self.results.add(result_row(key, end.status, run=end.run, error=end.error, workflow_run_id=end.workflow_run_id))

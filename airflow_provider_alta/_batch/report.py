@@ -32,6 +32,9 @@ class BatchReport:
     worker_seconds: float = 0.0
     reattached: int = 0
     lost: int = 0
+    #: Webhook deliveries read (``None``: the batch polled), and lost invokes whose run a delivery named.
+    delivered: int | None = None
+    found: int = 0
     rerun: int = 0
     done_before: int = 0
     #: What earlier tries had done and spent (this try's figures are the difference).
@@ -59,6 +62,8 @@ class BatchReport:
                 "done_before": self.done_before,
                 "reattached": self.reattached,
                 "lost_invokes": self.lost,
+                "lost_invokes_found": self.found,
+                "webhook_deliveries": self.delivered,
                 "rerun": self.rerun,
                 "worker_seconds": round(self.worker_seconds, 3),
             },
@@ -73,8 +78,14 @@ class BatchReport:
             f"{t.succeeded:,} succeeded, {t.failed:,} runs FAILED, {t.refused:,} refused, {t.unknown:,} unknown; "
             f"{t.cost:,.4f} credits, {t.tokens:,.0f} tokens; this try: {done_now:,} items in "
             f"{duration_text(self.worker_seconds)} of worker time, {self.invokes:,} invokes and {self.queries:,} "
-            f"queries ({per_item:.2f} requests per item); results in {self.output_path}"
+            f"queries ({per_item:.2f} requests per item){self._deliveries_text()}; results in {self.output_path}"
         )
+
+    def _deliveries_text(self) -> str:
+        if self.delivered is None:
+            return ""
+        found = f", naming the runs of {self.found:,} invokes a lost try left unanswered" if self.found else ""
+        return f", {self.delivered:,} webhook deliveries{found}"
 
     def verdict(self) -> AltaError | None:
         """The error that fails the task, or ``None``: a stop, or more failures than ``max_failed_items``."""

@@ -10,7 +10,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta._batch.client import BatchClient
 from airflow_provider_alta._batch.driver import BatchDriver
@@ -25,6 +25,9 @@ from airflow_provider_alta._core.batch_progress import ProgressLog
 from airflow_provider_alta._core.ratelimit import RateBudget
 from airflow_provider_alta._core.waiting import OutageReport
 
+if TYPE_CHECKING:
+    from airflow_provider_alta._batch.deliveries import Deliveries
+
 
 class BatchRunner:
     """A batch's try: :meth:`prepare` (no request), then :meth:`run` with a client."""
@@ -37,7 +40,7 @@ class BatchRunner:
         settings: BatchSettings,
         max_failed_items: int | float | None,
         rerun_failed: bool,
-        body: Callable[[dict[str, Any]], dict[str, Any]],
+        body: Callable[[int, dict[str, Any]], dict[str, Any]],
         log: Any,
         chunk_rows: int = CHUNK_ROWS,
         clock: Callable[[], float] = time.time,
@@ -78,7 +81,14 @@ class BatchRunner:
     def nothing_to_do(self) -> bool:
         return self.done_before == self.survey.total
 
-    async def run(self, client: BatchClient, *, budget: RateBudget | None, outage: OutageReport | None) -> BatchReport:
+    async def run(
+        self,
+        client: BatchClient,
+        *,
+        budget: RateBudget | None,
+        outage: OutageReport | None,
+        deliveries: Deliveries | None = None,
+    ) -> BatchReport:
         plan = BatchPlan(self.settings, budget=budget, tally=self.resume.seen.tally, outage=outage)
         results = ResultWriter(self.output, next_part=self.resume.seen.next_part, rows=self.chunk_rows)
         driver = BatchDriver(
@@ -92,12 +102,15 @@ class BatchRunner:
             progress=ProgressLog(self.survey.total, started_at=self.clock(), done_before=self.done_before),
             log=self.log,
             clock=self.clock,
+            deliveries=deliveries,
         )
         await driver.run()
         report = self.report(files=results.files, failed_keys=driver.figures.failed_keys)
         report.stop_reason, report.error = plan.stop_reason, plan.error
         report.invokes, report.queries = client.invokes, client.queries
         report.reattached, report.lost = driver.figures.reattached, driver.figures.lost
+        if deliveries is not None:
+            report.delivered, report.found = deliveries.delivered, driver.figures.found
         return report
 
     def report(self, *, files: list[str] | None = None, failed_keys: list[Any] | None = None) -> BatchReport:

@@ -37,6 +37,13 @@ class BatchSettings:
     first_query_quantile: float = 0.85
     #: The later quantile at which a run still going at its first query is queried again (then: adaptive polling).
     late_query_quantile: float = 0.99
+    #: Runs end by webhook deliveries (``airflow_webhook``); queries only catch a lost delivery.
+    webhooks: bool = False
+    #: With webhooks: seconds from an invoke's answer (or a query's) to the next query of its run; also how long an
+    #: invoke a lost try left without an answer waits for its delivery before it ends ``UNKNOWN``.
+    webhook_fallback: float = 60.0
+    #: With webhooks: confirm each delivery with one query before the item ends (a request more per item).
+    confirm_webhooks: bool = False
 
 
 def runs_within_limits(settings: BatchSettings, tally: Tally, concurrency: int) -> tuple[int, StopReason | None]:
@@ -58,3 +65,14 @@ def runs_within_limits(settings: BatchSettings, tally: Tally, concurrency: int) 
         if room < capacity:
             capacity, bound = room, reason
     return capacity, bound
+
+
+def limit_reached(settings: BatchSettings, tally: Tally) -> StopReason | None:
+    """The limit the batch's figures so far reached, if any: more failures than tolerated, or the spend."""
+    if settings.max_failed_items is not None and tally.failures > settings.max_failed_items:
+        return StopReason.MAX_FAILED_ITEMS
+    if settings.max_cost is not None and tally.cost >= settings.max_cost:
+        return StopReason.MAX_COST
+    if settings.max_tokens is not None and tally.tokens >= settings.max_tokens:
+        return StopReason.MAX_TOKENS
+    return None

@@ -111,3 +111,17 @@ def unknown_run(run_id: str | None, exc: AltaError) -> str:
         f"Alta does not know the run {run_id} any more (it may have expired from its history), so how it ended "
         f"is unknown; not invoked again ({describe(exc)})"
     )
+
+
+#: Why an item ends ``UNKNOWN`` when a lost try sent its invoke and no answer named the run.
+LOST_INVOKE = (
+    "a previous try was lost while this item's invoke was open, so a paid run may exist that no answer named "
+    "(look for it in Alta's dashboard); not invoked again (retry_on_unknown_outcome=True allows it)"
+)
+
+
+def lost_invoke(waited: float | None) -> str:
+    """:data:`LOST_INVOKE`, saying how long a webhook delivery naming the run was awaited (``None``: not at all)."""
+    if waited is None:
+        return LOST_INVOKE
+    return f"{LOST_INVOKE}; no webhook delivery named its run within {waited:.0f} s"

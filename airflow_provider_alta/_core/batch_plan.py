@@ -18,6 +18,8 @@ The rules, each in one place:
 * a run's first query goes out when the batch's runs so far suggest it has ended (a high quantile of their
   durations after its invoke was answered), a second at a later quantile by which nearly all of them had ended,
   later ones on the adaptive schedule of ``_core/polling.py``;
+* with webhooks, a delivery naming a run (:meth:`BatchPlan.notice`) ends its item (``confirm_webhooks``: after a
+  query); queries, ``webhook_fallback`` apart, only catch a lost delivery, which a lost try's invoke awaits as long;
 * ``max_cost`` / ``max_tokens``: a run starts only while what was spent plus the expected cost of the runs in
   flight (the batch's average per run) stays within them; until one run has said what a run costs, one runs at
   a time. ``max_failed_items``: more failures stop the batch. Runs in flight always finish.
@@ -31,7 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from airflow_provider_alta._core.batch_concurrency import MIN_QUIET_PERIOD, QUIET_PERIOD, AdaptiveConcurrency
-from airflow_provider_alta._core.batch_limits import BatchSettings, runs_within_limits
+from airflow_provider_alta._core.batch_limits import BatchSettings, limit_reached, runs_within_limits
 from airflow_provider_alta._core.batch_outcomes import (
     InvokeFailure,
     ItemEnd,
@@ -39,6 +41,7 @@ from airflow_provider_alta._core.batch_outcomes import (
     StopReason,
     describe,
     invoke_failure,
+    lost_invoke,
     query_failure,
     unknown_invoke,
     unknown_run,
@@ -61,10 +64,12 @@ __all__ = ["BatchPlan", "BatchSettings", "ItemEnd", "Step", "StopReason"]
 @dataclass(frozen=True)
 class Step:
     """What to do now: invoke these items (their intent records first), query these runs, ask again at
-    ``wake_at`` (``None``: only an answer can change anything); ``done``: the batch is over."""
+    ``wake_at`` (``None``: only an answer can change anything); ``ended``: items that ended without an answer
+    (a lost invoke whose delivery never came); ``done``: the batch is over."""
 
     invoke: tuple[int, ...] = ()
     query: tuple[tuple[int, str], ...] = ()
+    ended: tuple[ItemEnd, ...] = ()
     wake_at: float | None = None
     done: bool = False
 
@@ -83,6 +88,10 @@ class _Slot:
     failures: int = 0
     not_found: int = 0
     reattached: bool = False
+    #: An invoke a lost try sent without an answer: its run is known only if a delivery names it.
+    lost: bool = False
+    #: A delivery that came before the invoke's answer named its run.
+    early: WorkflowRun | None = None
 
 
 class BatchPlan:
@@ -139,14 +148,16 @@ class BatchPlan:
             return Step(done=True)
         self.concurrency.tick(len(self._slots), now)
         wake: list[float] = []
-        queries = self._due_queries(now, wake)
+        ended: list[ItemEnd] = []
+        queries = self._due_queries(now, wake, ended)
         invokes = self._starts(now, wake)
         if self.error is not None:
             return Step(done=True)
         over = self.stop_reason is not None or (self._source_done and not self._queue)
         if (first := self._due.peek()) is not None:
             wake.append(first[0])
-        return Step(tuple(invokes), tuple(queries), min(wake) if wake else None, over and not self._slots)
+        wake_at = min(wake) if wake else None
+        return Step(tuple(invokes), tuple(queries), tuple(ended), wake_at, over and not self._slots)
 
     # -- what the driver tells -----------------------------------------------------------------------------
     def offer(self, index: int) -> None:
@@ -163,6 +174,34 @@ class BatchPlan:
         self._register(slot)
         self._at(slot, now)
 
+    def await_delivery(self, index: int, now: float) -> None:
+        """An invoke a lost try sent without an answer: with webhooks, a delivery naming its run may still come
+        (:meth:`notice`); after ``webhook_fallback`` seconds without one, the item ends ``UNKNOWN``."""
+        slot = _Slot(index, sent_at=now, busy=False, lost=True)
+        self._slots[index] = slot
+        self._at(slot, now + self.settings.webhook_fallback)
+
+    def awaits_delivery(self, index: int) -> bool:
+        """Whether ``index`` is a lost invoke whose run only a delivery can name."""
+        slot = self._slots.get(index)
+        return slot is not None and slot.lost and slot.run_id is None
+
+    def notice(self, index: int, run: WorkflowRun, now: float) -> ItemEnd | None:
+        """A webhook delivery for ``index`` named ``run``: the item ends (or, with ``confirm_webhooks``, its run
+        is queried now). A delivery for an item not in flight, or naming another run, changes nothing."""
+        slot = self._slots.get(index)
+        if slot is None or not run.is_terminal:
+            return None
+        if slot.run_id is None:
+            if not slot.lost:
+                slot.early = run  # the invoke is open: its answer will name the run
+                return None
+            slot.run_id, slot.accepted_at = run.workflow_run_id, now  # a lost invoke's run, named at last
+            self._register(slot)
+        if slot.run_id != run.workflow_run_id or slot.busy:
+            return None  # another run (never this item's), or a query about it is open and will answer
+        return self._delivered(slot, run, now)
+
     def invoke_answered(self, index: int, run: WorkflowRun, now: float) -> ItemEnd | None:
         slot = self._open(index)
         self._invoking -= 1
@@ -172,6 +211,8 @@ class BatchPlan:
             return self._finish(slot, run)
         slot.run_id, slot.accepted_at = run.workflow_run_id, now
         self._register(slot)
+        if slot.early is not None and slot.early.workflow_run_id == run.workflow_run_id:
+            return self._delivered(slot, slot.early, now)
         self._schedule(slot, now, first=True)
         return None
 
@@ -240,13 +281,18 @@ class BatchPlan:
         return self._finish_unknown(slot, describe(exc))
 
     # -- sending ---------------------------------------------------------------------------------------------
-    def _due_queries(self, now: float, wake: list[float]) -> list[tuple[int, str]]:
+    def _due_queries(self, now: float, wake: list[float], ended: list[ItemEnd]) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
         while (first := self._due.peek()) is not None and first[0] <= now:
             due, index = first
             slot = self._slots.get(index)
             if slot is None or slot.busy or slot.due != due:
                 self._due.pop()  # outdated: the item ended, or was rescheduled
+                continue
+            if slot.run_id is None:  # a lost invoke whose delivery never came
+                self._due.pop()
+                del self._slots[index]
+                ended.append(self._end(index, ItemStatus.UNKNOWN, lost_invoke(self.settings.webhook_fallback)))
                 continue
             if not self._take_turn(now, wake, for_poll=True):
                 break
@@ -316,6 +362,9 @@ class BatchPlan:
         self._due.push(slot.index, due)
 
     def _schedule(self, slot: _Slot, now: float, *, first: bool) -> None:
+        if self.settings.webhooks:
+            self._at(slot, now + self.settings.webhook_fallback)  # only a lost delivery needs a query
+            return
         due = next_query_at(
             now=now,
             sent_at=slot.sent_at,
@@ -359,6 +408,12 @@ class BatchPlan:
         self._queue.appendleft(index)
         return None
 
+    def _delivered(self, slot: _Slot, run: WorkflowRun, now: float) -> ItemEnd | None:
+        if self.settings.confirm_webhooks:
+            self._at(slot, now)  # the query's answer ends the item
+            return None
+        return self._finish(slot, run)
+
     def _finish(self, slot: _Slot, run: WorkflowRun) -> ItemEnd:
         self._forget(slot)
         self.durations.observe(run)
@@ -387,13 +442,8 @@ class BatchPlan:
         return ItemEnd(index, status, error=error, workflow_run_id=run_id)
 
     def _check_limits(self) -> None:
-        limit = self.settings.max_failed_items
-        if limit is not None and self.tally.failures > limit:
-            self._stop(StopReason.MAX_FAILED_ITEMS)
-        elif self.settings.max_cost is not None and self.tally.cost >= self.settings.max_cost:
-            self._stop(StopReason.MAX_COST)
-        elif self.settings.max_tokens is not None and self.tally.tokens >= self.settings.max_tokens:
-            self._stop(StopReason.MAX_TOKENS)
+        if (reason := limit_reached(self.settings, self.tally)) is not None:
+            self._stop(reason)
 
     def _stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:

@@ -85,6 +85,16 @@ class AltaBatchOperator(BaseOperator):
     :param poll_max_interval: longest pause between two queries of one run, seconds.
     :param poll_ratio: a run's pause as a fraction of its age, once it runs longer than the batch's usual.
     :param chunk_size: rows per result file.
+    :param airflow_webhook: runs end by Alta's webhook deliveries to the provider's receiver on Airflow's API server
+        (``[alta] webhook_enabled``, ``webhook_base_url``, and a ``webhook_secret`` extra on the connection), one
+        request per item instead of two; the deliveries also name the runs of invokes a lost try never heard
+        answered. Queries only catch a lost delivery.
+    :param webhook_check_interval: with ``airflow_webhook``, seconds between two reads of the deliveries.
+    :param webhook_fallback_interval: with ``airflow_webhook``, seconds between a run's start (or last query) and the
+        query that catches a lost delivery; an invoke a lost try left without an answer waits as long for one.
+    :param confirm_webhooks: with ``airflow_webhook``, confirm each delivery with one query before taking its result
+        (two requests per item): a delivery is otherwise trusted on its token, which names the connection, the batch
+        and the item and is signed with the connection's ``webhook_secret``.
     """
 
     template_fields: Sequence[str] = ("items", "input_path", "output_path", "alta_conn_id", "user_id")
@@ -111,6 +121,10 @@ class AltaBatchOperator(BaseOperator):
         poll_max_interval: float = 60.0,
         poll_ratio: float = 0.09,
         chunk_size: int = 1000,
+        airflow_webhook: bool = False,
+        webhook_check_interval: float = 1.0,
+        webhook_fallback_interval: float = 60.0,
+        confirm_webhooks: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,11 +139,21 @@ class AltaBatchOperator(BaseOperator):
         self.max_failed_items = ensure_max_failed_items(max_failed_items)
         self.max_cost = ensure_positive_number(max_cost, "max_cost", allow_none=True)
         self.max_tokens = ensure_positive_number(max_tokens, "max_tokens", allow_none=True)
-        for name, flag in (("retry_on_unknown_outcome", retry_on_unknown_outcome), ("rerun_failed", rerun_failed)):
+        flags = {
+            "retry_on_unknown_outcome": retry_on_unknown_outcome,
+            "rerun_failed": rerun_failed,
+            "airflow_webhook": airflow_webhook,
+            "confirm_webhooks": confirm_webhooks,
+        }
+        for name, flag in flags.items():
             if not isinstance(flag, bool):
                 raise AltaValidationError(f"{name} must be True or False, got {flag!r}")
         self.retry_on_unknown_outcome = retry_on_unknown_outcome
         self.rerun_failed = rerun_failed
+        self.airflow_webhook, self.confirm_webhooks = airflow_webhook, confirm_webhooks
+        self.webhook_check_interval = ensure_positive_number(webhook_check_interval, "webhook_check_interval")
+        self.webhook_fallback_interval = ensure_positive_number(webhook_fallback_interval, "webhook_fallback_interval")
+        self._deliveries: Any = None
         self.polling = PollingSettings(min_interval=poll_min_interval, max_interval=poll_max_interval, ratio=poll_ratio)
         self.chunk_size = ensure_whole_number(chunk_size, "chunk_size")
         self._datasets: tuple[str | None, str | None] = (None, None)
@@ -168,9 +192,13 @@ class AltaBatchOperator(BaseOperator):
         runner = self._runner()
         source = runner.source.location
         self._datasets = (source.uri if source is not None else None, runner.output.uri)
+        if self.airflow_webhook:
+            from airflow_provider_alta._webhook.contract import WebhookSettings
+
+            WebhookSettings.from_config().receiver_url()  # set up, before the items are read
         runner.prepare()
         self._warn_if_local(runner)
-        report = runner.report() if runner.nothing_to_do else asyncio.run(self._drive(runner))
+        report = runner.report() if runner.nothing_to_do else asyncio.run(self._drive(runner, context))
         runner.finish(report)
         self.log.info("%s", report.closing_line())
         self._tell_spend(context, report)
@@ -208,6 +236,9 @@ class AltaBatchOperator(BaseOperator):
             max_tokens=self.max_tokens,
             retry_on_unknown_outcome=self.retry_on_unknown_outcome,
             polling=self.polling,
+            webhooks=self.airflow_webhook,
+            webhook_fallback=self.webhook_fallback_interval,
+            confirm_webhooks=self.confirm_webhooks,
         )
         return BatchRunner(
             source=source,
@@ -220,14 +251,16 @@ class AltaBatchOperator(BaseOperator):
             chunk_rows=self.chunk_size,
         )
 
-    def _body(self, item: dict[str, Any]) -> dict[str, Any]:
+    def _body(self, index: int, item: dict[str, Any]) -> dict[str, Any]:
         """The invoke body of one item (each item was checked by the runner's first pass)."""
         body: dict[str, Any] = {"input": item, "isAsync": True}
         if self.user_id is not None:
             body["userId"] = self.user_id
+        if self._deliveries is not None:
+            body["webhook"] = [self._deliveries.entry(index)]
         return body
 
-    async def _drive(self, runner: BatchRunner) -> BatchReport:
+    async def _drive(self, runner: BatchRunner, context: Context) -> BatchReport:
         """One event loop, one HTTP session, every run of the batch."""
         from dataclasses import replace
 
@@ -240,9 +273,13 @@ class AltaBatchOperator(BaseOperator):
         config = AltaHook(self.alta_conn_id).config
         runner.settings = replace(runner.settings, retry=config.retry)
         hook = AltaAsyncHook(self.alta_conn_id, config=config)
+        if self.airflow_webhook:
+            from airflow_provider_alta._batch.deliveries import open_deliveries
+
+            self._deliveries = open_deliveries(self, runner, config, context["ti"])
         async with hook:
             outage = OutageReport(join_url(config.base_url, QUERY_PATH))
-            return await runner.run(HookClient(hook), budget=hook.budget, outage=outage)
+            return await runner.run(HookClient(hook), budget=hook.budget, outage=outage, deliveries=self._deliveries)
 
     def on_kill(self) -> None:
         if self._datasets[1] is not None:

@@ -23,7 +23,7 @@ def runner(output: str, items: int, max_active_runs: int) -> BatchRunner:
         settings=BatchSettings(max_active_runs=max_active_runs, polling=PollingSettings(min_interval=0.05)),
         max_failed_items=None,
         rerun_failed=False,
-        body=lambda item: {"input": item, "isAsync": True},
+        body=lambda index, item: {"input": item, "isAsync": True},
         log=logging.getLogger("alta.batch.child"),
         chunk_rows=50,
     )

@@ -45,7 +45,7 @@ async def run_batch(
         settings=BatchSettings(polling=FAST, retry=QUICK_RETRIES, quiet_period=0.5, **settings),
         max_failed_items=max_failed_items,
         rerun_failed=rerun_failed,
-        body=lambda item: {"input": item, "isAsync": True},
+        body=lambda index, item: {"input": item, "isAsync": True},
         log=logging.getLogger("alta.batch.test"),
         chunk_rows=chunk_rows,
     )
