@@ -69,7 +69,7 @@ SHAPE = Shape(
         ("alta_loss", LOSS_KEY, {}),
         ("alta_webhooks", WEBHOOKS_KEY, {"webhook_secret": DIST_WEBHOOK_SECRET}),
         ("alta_restart", RESTART_KEY, {}),
-        ("alta_batch", BATCH_KEY, {}),
+        ("alta_batch", BATCH_KEY, {"webhook_secret": DIST_WEBHOOK_SECRET}),
     ),
 )
 DIST_SECRETS = (

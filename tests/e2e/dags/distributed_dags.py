@@ -84,6 +84,10 @@ with DAG("dist_batch", schedule=None, start_date=START, catchup=False) as batch:
         chunk_size=100,
         poll_min_interval=0.1,
         poll_max_interval=1.0,
+        # Runs end by webhook; a retry learns from the deliveries the runs of the invokes a killed try sent unanswered.
+        airflow_webhook=True,
+        webhook_check_interval=0.2,
+        webhook_fallback_interval=5.0,
         retries=6,  # three kills, and room to spare
         retry_delay=datetime.timedelta(0),
     )
