@@ -51,6 +51,8 @@ class Figures:
     lost: int = 0
     #: Lost invokes whose run a webhook delivery named.
     found: int = 0
+    #: The workflow's name, as the first run that ended tells it.
+    workflow_name: str | None = None
 
 
 class BatchDriver:
@@ -257,6 +259,8 @@ class BatchDriver:
 
     def _row(self, end: ItemEnd, key: Key) -> None:
         self.results.add(result_row(key, end.status, run=end.run, error=end.error, workflow_run_id=end.workflow_run_id))
+        if self.figures.workflow_name is None and end.run is not None:
+            self.figures.workflow_name = end.run.workflow_name
         if end.status is not ItemStatus.SUCCEED and len(self.figures.failed_keys) < FAILED_KEYS_LISTED:
             self.figures.failed_keys.append(key)
 

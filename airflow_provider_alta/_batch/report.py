@@ -35,6 +35,7 @@ class BatchReport:
     #: Webhook deliveries read (``None``: the batch polled), and lost invokes whose run a delivery named.
     delivered: int | None = None
     found: int = 0
+    workflow_name: str | None = None
     rerun: int = 0
     done_before: int = 0
     #: What earlier tries had done and spent (this try's figures are the difference).

@@ -109,6 +109,7 @@ class BatchRunner:
         report.stop_reason, report.error = plan.stop_reason, plan.error
         report.invokes, report.queries = client.invokes, client.queries
         report.reattached, report.lost = driver.figures.reattached, driver.figures.lost
+        report.workflow_name = driver.figures.workflow_name
         if deliveries is not None:
             report.delivered, report.found = deliveries.delivered, driver.figures.found
         return report

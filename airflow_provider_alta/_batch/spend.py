@@ -18,13 +18,16 @@ RUNS, FAILED_RUNS = XCOM_BATCH_RUNS, XCOM_BATCH_FAILED_RUNS
 def spend_xcoms(report: BatchReport) -> dict[str, Any]:
     """What the latest try leaves for the spend view (a retry clears the earlier tries' XComs, so all tries)."""
     tally = report.tally
-    return {
+    spent: dict[str, Any] = {
         "status": "FAILED" if report.verdict() is not None else "SUCCEED",
         "total_cost": tally.cost,
         "total_tokens": tally.tokens,
         RUNS: tally.succeeded + tally.failed,
         FAILED_RUNS: tally.failed,
     }
+    if report.workflow_name is not None:  # the view's "workflow" column; unknown when no run ended in this try
+        spent["workflow_name"] = report.workflow_name
+    return spent
 
 
 #: Items a try of a batch ended, by status: ``alta.batch.items.succeed``, ``.failed``, ``.refused``, ``.unknown``.

@@ -6,13 +6,15 @@ from __future__ import annotations
 import datetime
 import json
 
-from airflow.sdk import DAG, ObjectStoragePath, task
+from airflow.sdk import DAG, Asset, ObjectStoragePath, task
 
 from airflow_provider_alta.operators.batch import AltaBatchOperator
 
 FAST = {"poll_min_interval": 0.05, "poll_max_interval": 0.5}
 RETRIES = {"retries": 2, "retry_delay": datetime.timedelta(0)}
 OUT = "{{ var.value.alta_batch_out }}"
+#: The asset a batch's results announce (a downstream DAG would be scheduled on it).
+ENRICHED = Asset(name="alta_batch_enriched", uri="file:///data/alta/enriched")
 
 
 @task
@@ -47,6 +49,7 @@ with DAG("t_batch", schedule=None, start_date=datetime.datetime(2026, 1, 1), cat
         output_path="file://" + OUT + "/from_file",
         key_field="id",
         chunk_size=4,
+        outlets=[ENRICHED],
         **FAST,
     )
     from_function("Markets")
@@ -72,5 +75,19 @@ with DAG("t_batch_flaky", schedule=None, start_date=datetime.datetime(2026, 1, 1
         alta_conn_id="alta_flaky",
         max_active_runs=2,
         **RETRIES,
+        **FAST,
+    )
+
+
+with DAG("t_batch_webhook", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False) as webhook:
+    AltaBatchOperator(
+        task_id="by_webhook",
+        items=[{"id": f"w-{n}", "topic": f"Webhook {n}"} for n in range(8)],
+        key_field="id",
+        output_path=OUT + "/webhook",
+        max_active_runs=4,
+        airflow_webhook=True,
+        webhook_check_interval=0.1,
+        webhook_fallback_interval=30.0,
         **FAST,
     )

@@ -53,6 +53,23 @@ def test_batches_from_an_upstream_task_a_csv_file_and_a_function(alta_emulator, 
     assert alta_emulator.stats()["runs"] == 12 + 10 + 5
     assert "Alta batch ended: 12/12 items done (100.0 %): 12 succeeded" in out
     assert SECRET_KEY not in out
+    # The results folder is the task's Asset outlet: its event is what a downstream DAG is scheduled on.
+    events = asset_events("alta_batch_enriched")
+    assert [(event["dag_id"], event["task_id"]) for event in events] == [("t_batch", "from_file")]
+
+
+def asset_events(name: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.execute(
+            select(AssetEvent.source_dag_id, AssetEvent.source_task_id)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == name)
+        ).all()
+    return [{"dag_id": dag_id, "task_id": task_id} for dag_id, task_id in found]
 
 
 def test_too_many_failed_items_fail_the_task_at_once(alta_emulator, tmp_path, monkeypatch, capsys):

@@ -149,9 +149,9 @@ def test_a_batch_counts_as_its_runs_with_their_cost_and_tokens(host, alta_emulat
         _known_to_the_metadata_database(session, "t_spend_batch")
         session.execute(update(XComModel).where(XComModel.dag_id == "t_spend_batch").values(timestamp=_noon(TODAY)))
     report = get(host, JSON, dag_id="t_spend_batch").json()
-    assert [(row["task_id"], row["runs"], row["failures"], row["tokens"]) for row in report["rows"]] == [
-        ("batch", 3, 0, 300)
-    ]
+    assert [
+        (row["task_id"], row["workflow"], row["runs"], row["failures"], row["tokens"]) for row in report["rows"]
+    ] == [("batch", "todayNews", 3, 0, 300)]
     assert report["totals"] == {"runs": 3, "failures": 0, "total_cost": 0.75, "mean_cost": 0.25, "tokens": 300}
 
 
