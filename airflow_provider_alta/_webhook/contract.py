@@ -194,10 +194,16 @@ def airflow_webhook(
     settings: WebhookSettings, secret: str | None, grant: WebhookGrant, conn_type: str | None
 ) -> dict[str, Any]:
     """The webhook entry that points Alta at the receiver for ``grant``."""
+    url = settings.receiver_url()
+    secret = check_signer(grant.ref.conn_id, secret, conn_type)
+    return {"method": "POST", "url": url + grant.path(), "headers": {SIGNATURE_HEADER: sign(secret, grant)}}
+
+
+def check_signer(conn_id: str, secret: str | None, conn_type: str | None) -> str:
+    """``secret`` when connection ``conn_id`` can sign webhook tokens (an ``alta`` one with a secret), else a
+    clear error."""
     from airflow_provider_alta._core.connection import CONN_TYPE
 
-    url = settings.receiver_url()
-    conn_id = grant.ref.conn_id
     if conn_type != CONN_TYPE:
         raise AltaValidationError(
             f"airflow_webhook=True needs connection {conn_id!r} to be of type {CONN_TYPE!r} (it is {conn_type!r}): "
@@ -208,7 +214,7 @@ def airflow_webhook(
             f"airflow_webhook=True needs a 'webhook_secret' extra on connection {conn_id!r}: a long random "
             "string that signs the receiver's URLs"
         )
-    return {"method": "POST", "url": url + grant.path(), "headers": {SIGNATURE_HEADER: sign(secret, grant)}}
+    return secret
 
 
 def empty_mailbox(conn_id: str) -> dict[str, Any]:

@@ -23,6 +23,9 @@ secrets come from a short cache. The app answers
   the mailbox), ``stale`` (a status behind the stored one, ignored) or
   ``task_finished`` (nothing to wake).
 
+Batches' deliveries and reads (``/alta/webhook/batch/b1/...``, ``POST /alta/batch-notices/b1``) are answered by
+:mod:`.batch_receiver` with the same guards.
+
 ``POST /alta/mailboxes`` is the triggerers' batched read (see :mod:`airflow_provider_alta._webhook.mailbox_protocol`): a
 body of at most 2 MiB naming a connection, the time it was signed and up to 2,000 task instances, signed with
 that connection's ``webhook_secret`` over its exact bytes. It answers 200 with the delivered notices of the
@@ -80,6 +83,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
+    from airflow_provider_alta._webhook.batch_notice_store import BatchNoticeStore
     from airflow_provider_alta._webhook.mailbox_store import MailboxStore
 
 log = logging.getLogger(__name__)
@@ -258,15 +262,21 @@ def create_app(
     store: "MailboxStore | None" = None,
     secrets: "SecretCache | None" = None,
     read_timeout: float = READ_TIMEOUT_SECONDS,
+    batch_store: "BatchNoticeStore | None" = None,
 ) -> "FastAPI":
-    """Build the receiver app (``store`` defaults to the metadata database, ``secrets`` to a cache over it)."""
+    """Build the receiver app (``store`` and ``batch_store`` default to the metadata database, ``secrets`` to a
+    cache over it); the batches' routes are answered by :class:`~.batch_receiver.BatchReceiver`."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+    from airflow_provider_alta._webhook.batch_contract import BATCH_NOTICES_ROUTE, BATCH_ROUTE, batch_grant_from_path
+    from airflow_provider_alta._webhook.batch_notice_store import BatchNoticeStore
+    from airflow_provider_alta._webhook.batch_receiver import BatchReceiver
     from airflow_provider_alta._webhook.mailbox_store import MailboxStore
 
     mailbox = store or MailboxStore()
     receiver = Receiver(mailbox, secrets or SecretCache(mailbox.webhook_secret), read_timeout)
+    batches = BatchReceiver(receiver, batch_store or BatchNoticeStore(mailbox))
     app = FastAPI(
         title="Alta webhook receiver", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
     )
@@ -289,5 +299,13 @@ def create_app(
     @app.post(MAILBOXES_ROUTE)
     async def read_mailboxes(request: Request) -> JSONResponse:
         return await receiver.read_mailboxes(request)
+
+    @app.post(BATCH_ROUTE)
+    async def receive_batch(conn_id: str, batch_id: str, item: str, expires_at: str, request: Request) -> JSONResponse:
+        return await batches.receive(batch_grant_from_path(conn_id, batch_id, item, expires_at), request)
+
+    @app.post(BATCH_NOTICES_ROUTE)
+    async def read_batch_notices(request: Request) -> JSONResponse:
+        return await batches.read_notices(request)
 
     return app
