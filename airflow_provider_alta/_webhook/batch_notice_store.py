@@ -68,6 +68,9 @@ BATCH_NOTICES = Table(
     UniqueConstraint("conn_id", "batch_id", "item", "workflow_run_id", name="alta_batch_notice_run_uq"),
     Index("idx_alta_batch_notice_batch_id", "batch_id", "id"),
     Index("idx_alta_batch_notice_received_at", "received_at"),
+    # Ids only grow, even once every row was forgotten: a reader's cursor never passes a later delivery by (SQLite
+    # would otherwise give an emptied table's next row the id 1 again).
+    sqlite_autoincrement=True,
 )
 
 _created: set[str] = set()

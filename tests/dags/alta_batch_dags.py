@@ -91,3 +91,18 @@ with DAG("t_batch_webhook", schedule=None, start_date=datetime.datetime(2026, 1,
         webhook_fallback_interval=30.0,
         **FAST,
     )
+
+
+with DAG(
+    "t_batch_webhook_lost", schedule=None, start_date=datetime.datetime(2026, 1, 1), catchup=False
+) as webhook_lost:
+    AltaBatchOperator(
+        task_id="deliveries_lost",
+        items=[{"topic": f"Lost {n}"} for n in range(4)],
+        output_path=OUT + "/lost",
+        max_active_runs=4,
+        airflow_webhook=True,
+        webhook_check_interval=0.1,
+        webhook_fallback_interval=0.5,
+        **FAST,
+    )
