@@ -12,7 +12,10 @@ a JSON Lines file, results written under a temporary folder. That process report
   the baseline is the ideal ``items x duration / concurrency`` on the same scale. Requests per item count the
   emulator's invokes and queries for the row's key (refused invokes included).
 * **memory**: many items with 1 KB outputs: the batch process's peak RSS above its post-import level.
-* **webhooks**: batches do not use webhooks yet; that row is reported as not available.
+* **webhooks**: the fixed row again with ``airflow_webhook=True``: the provider's receiver app (uvicorn on
+  127.0.0.1, its own process, over a SQLite metadata database made for the run) takes the emulator's deliveries,
+  and the batch reads them every ``webhook_check_interval`` (1 s, scaled). Requests per item count what the batch
+  sends Alta (invokes and queries); the deliveries, and the batch's reads from the receiver, are counted apart.
 * **against dynamic task mapping**: the same items as one batch task and as mapped ``AltaRunWorkflowOperator``
   tasks on a real Airflow is not measured by this script yet (``--airflow`` says so and exits).
 
@@ -49,14 +52,33 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+WEBHOOK_SECRET = "whs-bench-batch-0f3c5a7e9b"
+
+
+class _TaskInstance:
+    """What the operator reads of its task instance outside Airflow: its ids (the batch's webhook tokens name
+    them); its XComs go nowhere."""
+
+    dag_id, run_id, task_id, map_index, try_number = "bench", "bench_run", "bench_batch", -1, 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
 def child(spec: dict[str, Any]) -> None:
     """One batch in this (fresh) process; prints one JSON line of figures."""
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    receiver = spec.get("receiver")
+    extra = {"webhook_secret": WEBHOOK_SECRET} if receiver else {}
     os.environ["AIRFLOW_CONN_ALTA_BENCH"] = json.dumps(
-        {"conn_type": "alta", "host": spec["url"], "password": spec["key"]}
+        {"conn_type": "alta", "host": spec["url"], "password": spec["key"], "extra": extra}
     )
+    if receiver:
+        os.environ["AIRFLOW__ALTA__WEBHOOK_ENABLED"] = "True"
+        os.environ["AIRFLOW__ALTA__WEBHOOK_BASE_URL"] = receiver
+        os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{receiver}/execution/"
     import aiohttp  # noqa: F401  (the batch's imports, before the level is taken)
 
     import airflow_provider_alta._batch.runner  # noqa: F401
@@ -74,12 +96,15 @@ def child(spec: dict[str, Any]) -> None:
         max_active_runs=spec["max_active_runs"],
         poll_min_interval=1.0 * scale,
         poll_max_interval=60.0 * scale,
+        airflow_webhook=bool(receiver),
+        webhook_check_interval=1.0 * scale,
+        webhook_fallback_interval=60.0 * scale,
     )
     level = _status_bytes("VmRSS")
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")
     began = time.monotonic()
-    manifest = operator.execute({})
+    manifest = operator.execute({"ti": _TaskInstance()})  # type: ignore[arg-type]
     wall = time.monotonic() - began
     figures = {
         "wall": wall,
@@ -108,13 +133,63 @@ def start_emulator(root: Path, workflows: dict[str, dict[str, Any]]) -> tuple[su
     return emulator, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
+def start_receiver(root: Path, emulator_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The provider's webhook receiver app under uvicorn in its own process, over a fresh SQLite metadata
+    database; returns the process and its URL."""
+    import socket
+
+    home = root / "airflow"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_ALTA_BENCH": json.dumps(
+            {"conn_type": "alta", "host": emulator_url, "extra": {"webhook_secret": WEBHOOK_SECRET}}
+        ),
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    receiver = subprocess.Popen(
+        [sys.executable, __file__, "--receiver", str(port)], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return receiver, url
+        except OSError:
+            if time.monotonic() > deadline or receiver.poll() is not None:
+                receiver.terminate()
+                raise RuntimeError("the receiver did not start") from None
+            time.sleep(0.2)
+
+
+def serve_receiver(port: int) -> None:
+    """The receiver app mounted under /alta, as Airflow's API server mounts it (the ``--receiver`` mode)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from airflow_provider_alta._webhook.contract import URL_PREFIX
+    from airflow_provider_alta._webhook.receiver import create_app
+
+    app = FastAPI()
+    app.mount(URL_PREFIX, create_app())
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 def write_items(path: Path, count: int) -> None:
     with path.open("w") as out:
         for n in range(count):
             out.write(json.dumps({"id": f"k{n}", "topic": f"Topic {n}"}) + "\n")
 
 
-def run_batch(root: Path, url: str, key: str, items: int, max_active_runs: int, scale: float) -> dict[str, Any]:
+def run_batch(
+    root: Path, url: str, key: str, items: int, max_active_runs: int, scale: float, receiver: str | None = None
+) -> dict[str, Any]:
     """One batch in a fresh interpreter, bounded; its figures plus the emulator's counts for its key."""
     from airflow_provider_alta.testing.client import EmulatorClient
 
@@ -128,6 +203,7 @@ def run_batch(root: Path, url: str, key: str, items: int, max_active_runs: int, 
         "output": str(root / f"out-{key}"),
         "max_active_runs": max_active_runs,
         "time_scale": scale,
+        "receiver": receiver,
     }
     bound = 120 + 4 * items * DURATION * scale / max_active_runs
     done = subprocess.run(
@@ -137,7 +213,10 @@ def run_batch(root: Path, url: str, key: str, items: int, max_active_runs: int, 
         raise RuntimeError(f"the batch of {key} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     figures["closing"] = next((line for line in done.stderr.splitlines() if "Alta batch ended" in line), "")
-    figures["key_stats"] = EmulatorClient(url).key_stats(key)
+    emulator = EmulatorClient(url)
+    figures["key_stats"] = emulator.key_stats(key)
+    if receiver:
+        figures["deliveries"] = len(emulator.stats()["webhook_deliveries"])
     return figures
 
 
@@ -161,30 +240,32 @@ def throughput_rows(results: dict[str, dict[str, Any]], items: int, scale: float
             f"| {stats['invokes']} | {stats['queries']} | {requests / items:.2f} | {stats['concurrency_refused']} "
             f"| {stats['peak_in_flight']} | {stats['duplicate_runs']} | {r['peak_mb']:.0f} (+{r['growth_mb']:.0f}) |"
         )
-    lines.append(
-        "| webhooks | not available: batches do not use webhooks yet | | | | | | | | | |",
-    )
+    hooked = [r for r in results.values() if "deliveries" in r]
+    if hooked:
+        lines += ["", f"Webhook deliveries: {hooked[0]['deliveries']:,} (not requests to Alta)"]
     return lines
 
 
-def verdicts(results: dict[str, dict[str, Any]], memory: dict[str, Any], items: int, scale: float) -> list[str]:
+def verdicts(results: dict[str, dict[str, Any]], memory: dict[str, Any] | None, items: int, scale: float) -> list[str]:
     ideal = items * DURATION * scale / CONCURRENCY
     out = [""]
     for name, r in results.items():
         ratio = r["wall"] / ideal
         per_item = (r["key_stats"]["invokes"] + r["key_stats"]["queries"]) / items
+        goal, kind = (
+            (GOALS["requests_webhook"], "webhooks") if "deliveries" in r else (GOALS["requests_polling"], "polling")
+        )
         out.append(
             f"- {name}: wall / ideal {ratio:.3f} (goal <= {GOALS['ratio']}: "
             f"{'met' if ratio <= GOALS['ratio'] else 'MISSED'}); requests per item {per_item:.2f} "
-            f"(goal <= {GOALS['requests_polling']} polling: "
-            f"{'met' if per_item <= GOALS['requests_polling'] else 'MISSED'})"
+            f"(goal <= {goal} {kind}: {'met' if per_item <= goal else 'MISSED'})"
         )
-    out.append(f"- webhooks (goal <= {GOALS['requests_webhook']} requests per item): not available")
-    growth = memory["growth_mb"]
-    out.append(
-        f"- memory: peak RSS growth {growth:.0f} MB over {memory['manifest']['total']:,} items "
-        f"(goal <= {GOALS['rss_growth_mb']:g} MB: {'met' if growth <= GOALS['rss_growth_mb'] else 'MISSED'})"
-    )
+    if memory is not None:
+        growth = memory["growth_mb"]
+        out.append(
+            f"- memory: peak RSS growth {growth:.0f} MB over {memory['manifest']['total']:,} items "
+            f"(goal <= {GOALS['rss_growth_mb']:g} MB: {'met' if growth <= GOALS['rss_growth_mb'] else 'MISSED'})"
+        )
     out.append(
         "- against dynamic task mapping on a real Airflow (wall time, worker slot-seconds, metadata rows): "
         "not measured yet"
@@ -213,6 +294,7 @@ def workflows(scale: float) -> dict[str, dict[str, Any]]:
     return {
         "bench-fixed": {**common, "duration": DURATION},
         "bench-jitter": {**common, "duration": DURATION, "duration_jitter": DURATION * JITTER},
+        "bench-webhook": {**common, "duration": DURATION},
         "bench-1kb": {
             **common,
             "duration": 1.0,
@@ -229,6 +311,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--memory-items", type=int, help="items of the memory row (default 100,000)")
     parser.add_argument("--time-scale", type=float, default=0.2, help="wall seconds per workflow second")
     parser.add_argument("--airflow", action="store_true", help="batch against dynamic task mapping (not yet)")
+    parser.add_argument("--rows", default="fixed,jitter,webhooks,memory", help="which rows (comma-separated)")
     args = parser.parse_args(argv)
     if args.airflow:
         print("Batch against dynamic task mapping on a real Airflow: not measured by this script yet.")
@@ -236,20 +319,33 @@ def main(argv: list[str] | None = None) -> list[str]:
     items = args.items or (1000 if args.quick else 10_000)
     memory_items = args.memory_items or (10_000 if args.quick else 100_000)
     scale = args.time_scale
+    rows = set(args.rows.split(","))
     root = Path(tempfile.mkdtemp(prefix="alta-bench-batch-"))
     emulator, url = start_emulator(root, workflows(scale))
+    receiver: subprocess.Popen[bytes] | None = None
+    results: dict[str, dict[str, Any]] = {}
+    memory: dict[str, Any] | None = None
     try:
-        results = {
-            "fixed 2 s": run_batch(root, url, "bench-fixed", items, CONCURRENCY, scale),
-            "2 s +-20 %": run_batch(root, url, "bench-jitter", items, CONCURRENCY, scale),
-        }
-        memory = run_batch(root, url, "bench-1kb", memory_items, MEMORY_CONCURRENCY, scale)
+        if "fixed" in rows:
+            results["fixed 2 s"] = run_batch(root, url, "bench-fixed", items, CONCURRENCY, scale)
+        if "jitter" in rows:
+            results["2 s +-20 %"] = run_batch(root, url, "bench-jitter", items, CONCURRENCY, scale)
+        if "webhooks" in rows:
+            receiver, receiver_url = start_receiver(root, url)
+            results["fixed 2 s, webhooks"] = run_batch(
+                root, url, "bench-webhook", items, CONCURRENCY, scale, receiver=receiver_url
+            )
+        if "memory" in rows:
+            memory = run_batch(root, url, "bench-1kb", memory_items, MEMORY_CONCURRENCY, scale)
     finally:
-        emulator.terminate()
-        emulator.wait(10)
+        for process in (emulator, receiver):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
     lines = [f"## P8: batches ({items:,} items; {memory_items:,} for memory)", ""]
     lines += throughput_rows(results, items, scale)
-    lines += memory_row(memory, memory_items)
+    if memory is not None:
+        lines += memory_row(memory, memory_items)
     lines += verdicts(results, memory, items, scale)
     print("\n".join(lines))
     return lines
@@ -258,5 +354,7 @@ def main(argv: list[str] | None = None) -> list[str]:
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(json.loads(sys.argv[2]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "--receiver":
+        serve_receiver(int(sys.argv[2]))
     else:
         main()

@@ -89,7 +89,8 @@ class AltaBatchOperator(BaseOperator):
         (``[alta] webhook_enabled``, ``webhook_base_url``, and a ``webhook_secret`` extra on the connection), one
         request per item instead of two; the deliveries also name the runs of invokes a lost try never heard
         answered. Queries only catch a lost delivery.
-    :param webhook_check_interval: with ``airflow_webhook``, seconds between two reads of the deliveries.
+    :param webhook_check_interval: with ``airflow_webhook``, seconds between two reads of the deliveries (a read of
+        the API server, not of Alta: short, so a slot Alta frees is used again at once).
     :param webhook_fallback_interval: with ``airflow_webhook``, seconds between a run's start (or last query) and the
         query that catches a lost delivery; an invoke a lost try left without an answer waits as long for one.
     :param confirm_webhooks: with ``airflow_webhook``, confirm each delivery with one query before taking its result
@@ -122,7 +123,7 @@ class AltaBatchOperator(BaseOperator):
         poll_ratio: float = 0.09,
         chunk_size: int = 1000,
         airflow_webhook: bool = False,
-        webhook_check_interval: float = 1.0,
+        webhook_check_interval: float = 0.25,
         webhook_fallback_interval: float = 60.0,
         confirm_webhooks: bool = False,
         **kwargs: Any,
