@@ -40,6 +40,8 @@ class BatchReport:
     done_before: int = 0
     #: What earlier tries had done and spent (this try's figures are the difference).
     tally_before: Tally = field(default_factory=Tally)
+    #: What earlier tries sent as metrics: this try sends the rest, a killed try's share included.
+    metrics_before: Tally = field(default_factory=Tally)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -127,10 +127,13 @@ class BatchRunner:
             rerun=self.resume.rerun,
             done_before=self.done_before,
             tally_before=self.tally_before,
+            metrics_before=self.state.metrics_sent,
             settings=asdict(self.settings),
         )
 
     def finish(self, report: BatchReport) -> None:
         """Record the outcome in the manifest (complete when every item has its row)."""
         report.worker_seconds = time.monotonic() - self.started_at
-        self.state.write_manifest(complete=report.tally.done == report.total, summary=report.manifest())
+        self.state.write_manifest(
+            complete=report.tally.done == report.total, summary=report.manifest(), metrics_sent=report.tally
+        )

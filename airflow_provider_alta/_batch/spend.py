@@ -1,6 +1,7 @@
 """What a batch's try spent, sent through Airflow's metrics layer, as finished single runs are
 (:mod:`airflow_provider_alta._airflow.metrics`): the same counters, so dashboards summing ``alta.run.cost``
-count batches too, plus the batch's own item counts. Only this try's figures: earlier tries sent theirs."""
+count batches too, plus the batch's own item counts. Only what earlier tries did not send: the manifest records
+what was sent, so a try killed before sending leaves its share to the next."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def emit_batch_metrics(report: BatchReport, *, dag_id: str, task_id: str, conn_i
 
         client = stats()
         tags = {"dag_id": dag_id, "task_id": task_id, "conn_id": conn_id}
-        now, before = report.tally, report.tally_before
+        now, before = report.tally, report.metrics_before
         runs = {"succeed": now.succeeded - before.succeeded, "failed": now.failed - before.failed}
         for status, count in runs.items():
             if count:

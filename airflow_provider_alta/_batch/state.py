@@ -22,7 +22,7 @@ from airflow_provider_alta._batch.journal import CLEAR, Journal, Open, read_jour
 from airflow_provider_alta._batch.location import Location
 from airflow_provider_alta._batch.results import PART, ResultsSeen, read_results
 from airflow_provider_alta._batch.source import Survey
-from airflow_provider_alta._core.batch_progress import ItemStatus
+from airflow_provider_alta._core.batch_progress import ItemStatus, Tally
 from airflow_provider_alta.exceptions import AltaValidationError
 
 STATE_FOLDER = "_alta_batch"
@@ -63,6 +63,9 @@ class BatchState:
         self.folder = output.child(STATE_FOLDER)
         self.manifest = self.folder.child(MANIFEST)
         self.journal_folder = self.folder.child("journal")
+        #: What earlier tries sent as metrics (their manifest says so; a try killed before it wrote its manifest
+        #: sent nothing, so the next try sends that share too).
+        self.metrics_sent = Tally()
 
     def open(self, *, retry_unknown_outcome: bool, rerun_failed: bool) -> tuple[Resume, Journal]:
         """Check the manifest (writing it on a first try), read what earlier tries left, start this try's journal."""
@@ -81,6 +84,9 @@ class BatchState:
         if self.manifest.exists():
             with self.manifest.fs.open(self.manifest.path, "rb") as data:
                 found = json.load(data)
+            sent = found.get("metrics_sent")
+            if isinstance(sent, dict):
+                self.metrics_sent = Tally(**{k: v for k, v in sent.items() if k in _SENT_FIELDS})
             if found.get("fingerprint") != self.survey.fingerprint:
                 raise AltaValidationError(
                     f"output_path {self.output.uri} holds the state and results of a batch over other items "
@@ -97,7 +103,10 @@ class BatchState:
             )
         self.write_manifest(complete=False)
 
-    def write_manifest(self, *, complete: bool, summary: dict[str, Any] | None = None) -> None:
+    def write_manifest(
+        self, *, complete: bool, summary: dict[str, Any] | None = None, metrics_sent: Tally | None = None
+    ) -> None:
+        sent = metrics_sent or self.metrics_sent
         manifest = {
             "format": FORMAT,
             "fingerprint": self.survey.fingerprint,
@@ -107,6 +116,7 @@ class BatchState:
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "complete": complete,
             "summary": summary,
+            "metrics_sent": {name: getattr(sent, name) for name in _SENT_FIELDS},
         }
         self.folder.fs.makedirs(self.folder.path, exist_ok=True)
         with self.manifest.fs.open(self.manifest.path, "wb") as out:
@@ -133,8 +143,14 @@ class BatchState:
             else:
                 location.fs.rm_file(location.path)
         refreshed = read_results(self.output, self.survey)
+        for name in _SENT_FIELDS:  # the rows gone were sent: what is sent from now on is counted from without them
+            gone = getattr(seen.tally, name) - getattr(refreshed.tally, name)
+            setattr(self.metrics_sent, name, getattr(self.metrics_sent, name) - gone)
         seen.__dict__.update(refreshed.__dict__)
         return len(clears)
+
+
+_SENT_FIELDS = ("succeeded", "failed", "refused", "unknown", "cost", "tokens")
 
 
 def _without(location: Location, survey: Survey, failed: set[int]) -> tuple[list[bytes], list[tuple[int, Any]]]:
