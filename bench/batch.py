@@ -13,7 +13,8 @@ a JSON Lines file, results written under a temporary folder. That process report
   emulator's invokes and queries for the row's key (refused invokes included).
 * **memory**: many items with 1 KB outputs: the batch process's peak RSS above its post-import level.
 * **webhooks**: the fixed row again with ``airflow_webhook=True``: the provider's receiver app (uvicorn on
-  127.0.0.1, its own process, over a SQLite metadata database made for the run) takes the emulator's deliveries,
+  127.0.0.1, its own process, over a PostgreSQL metadata database made for the run, as production runs the API
+  server; SQLite when PostgreSQL is not reachable) takes the emulator's deliveries,
   and the batch reads them every ``webhook_check_interval`` (1 s, scaled). Requests per item count what the batch
   sends Alta (invokes and queries); the deliveries, and the batch's reads from the receiver, are counted apart.
 * **against dynamic task mapping**: the same items as one batch task and as mapped ``AltaRunWorkflowOperator``
@@ -97,7 +98,7 @@ def child(spec: dict[str, Any]) -> None:
         poll_min_interval=1.0 * scale,
         poll_max_interval=60.0 * scale,
         airflow_webhook=bool(receiver),
-        webhook_check_interval=1.0 * scale,
+        webhook_check_interval=0.25 * scale,
         webhook_fallback_interval=60.0 * scale,
     )
     level = _status_bytes("VmRSS")
@@ -148,6 +149,8 @@ def start_receiver(root: Path, emulator_url: str) -> tuple[subprocess.Popen[byte
             {"conn_type": "alta", "host": emulator_url, "extra": {"webhook_secret": WEBHOOK_SECRET}}
         ),
     }
+    if (database := _postgres_database()) is not None:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -166,6 +169,33 @@ def start_receiver(root: Path, emulator_url: str) -> tuple[subprocess.Popen[byte
                 receiver.terminate()
                 raise RuntimeError("the receiver did not start") from None
             time.sleep(0.2)
+
+
+_DATABASES: list[str] = []
+
+
+def _postgres_database() -> str | None:
+    """A PostgreSQL database made for this run (dropped at the end), or ``None`` when PostgreSQL is not reachable."""
+    import uuid
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.e2e.stack import PG_HOST, PG_PORT, PG_USER, create_database
+
+    name = f"alta_bench_batch_{uuid.uuid4().hex[:10]}"
+    try:
+        create_database(name)
+    except Exception as exc:  # no server here: the row runs on SQLite, and says so
+        print(f"PostgreSQL not reachable ({type(exc).__name__}): the receiver runs on SQLite", file=sys.stderr)
+        return None
+    _DATABASES.append(name)
+    return f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
+def _drop_databases() -> None:
+    from tests.e2e.stack import drop_database
+
+    while _DATABASES:
+        drop_database(_DATABASES.pop())
 
 
 def serve_receiver(port: int) -> None:
@@ -212,11 +242,14 @@ def run_batch(
     if done.returncode != 0:
         raise RuntimeError(f"the batch of {key} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    Path("/tmp/child-stderr.log").write_text(done.stderr + done.stdout)
     figures["closing"] = next((line for line in done.stderr.splitlines() if "Alta batch ended" in line), "")
     emulator = EmulatorClient(url)
     figures["key_stats"] = emulator.key_stats(key)
     if receiver:
-        figures["deliveries"] = len(emulator.stats()["webhook_deliveries"])
+        answered = sorted(d.get("seconds", 0.0) for d in emulator.stats()["webhook_deliveries"])
+        figures["deliveries"] = len(answered)
+        figures["delivery_seconds"] = [answered[len(answered) // 2], answered[int(len(answered) * 0.95)]]
     return figures
 
 
@@ -242,7 +275,12 @@ def throughput_rows(results: dict[str, dict[str, Any]], items: int, scale: float
         )
     hooked = [r for r in results.values() if "deliveries" in r]
     if hooked:
-        lines += ["", f"Webhook deliveries: {hooked[0]['deliveries']:,} (not requests to Alta)"]
+        median, p95 = hooked[0]["delivery_seconds"]
+        lines += [
+            "",
+            f"Webhook deliveries: {hooked[0]['deliveries']:,} (not requests to Alta); the receiver answered each in "
+            f"{median * 1000:.0f} ms (median), {p95 * 1000:.0f} ms (95th percentile)",
+        ]
     return lines
 
 
@@ -342,6 +380,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             if process is not None:
                 process.terminate()
                 process.wait(10)
+        _drop_databases()
     lines = [f"## P8: batches ({items:,} items; {memory_items:,} for memory)", ""]
     lines += throughput_rows(results, items, scale)
     if memory is not None:

@@ -52,6 +52,7 @@ class Deliveries:
         self.reading = False
         self.next_read = 0.0
         self.reads = 0
+        self.read_seconds = 0.0
         self.delivered = 0
         self._read_through = 0
         self._failures = 0
@@ -72,6 +73,7 @@ class Deliveries:
         import aiohttp
 
         self.reading = True
+        began = time.monotonic()
         try:
             if self._session is None:
                 self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -82,6 +84,7 @@ class Deliveries:
         finally:
             self.reading = False
             self.reads += 1
+            self.read_seconds += time.monotonic() - began
             self.next_read = self.clock() + self.check_interval
         self._failures = 0
         if notices:
@@ -96,6 +99,7 @@ class Deliveries:
 
     async def close(self) -> None:
         """One last read carries the last acknowledgement; then the session closes."""
+        self.log.info("DIAG reads %d, %.3f s each, delivered %d", self.reads, self.read_seconds / max(1, self.reads), self.delivered)
         try:
             if self._read_through:
                 await self.read(self.clock())

@@ -102,6 +102,7 @@ class BatchDriver:
             for end in step.ended:
                 self._row(end, self._lost.pop(end.index))
             if self.deliveries is not None and self.deliveries.due(now):
+                self.deliveries.reading = True  # from now: the read's answer wakes the loop, not the clock
                 self._spawn(self._read_deliveries())
             if step.invoke:
                 await self._durably([record(INTENT, i, self._waiting[i].key) for i in step.invoke])

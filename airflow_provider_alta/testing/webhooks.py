@@ -68,4 +68,5 @@ class WebhookSender:
                 record["status"] = response.status
         except Exception as exc:  # a receiver's failure is recorded, not raised
             record["error"] = type(exc).__name__
+        record["seconds"] = round(time.time() - record["at"], 4)  # how long the receiver took to answer
         return record
