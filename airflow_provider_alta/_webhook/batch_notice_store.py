@@ -68,6 +68,9 @@ BATCH_NOTICES = Table(
     UniqueConstraint("conn_id", "batch_id", "item", "workflow_run_id", name="alta_batch_notice_run_uq"),
     Index("idx_alta_batch_notice_batch_id", "batch_id", "id"),
     Index("idx_alta_batch_notice_received_at", "received_at"),
+    # Ids are cursors: never handed out twice, even after the newest rows are forgotten (SQLite's plain rowid
+    # would reuse them; PostgreSQL's sequences and MySQL's auto-increment do not).
+    sqlite_autoincrement=True,
 )
 
 _created: set[str] = set()
