@@ -65,7 +65,9 @@ def test_the_path_names_the_route_and_parses_back_to_the_grant():
 def test_the_batch_id_is_stable_and_every_input_changes_it():
     args = ("alta_x", "etl", "manual__1", "enrich", -1, "f" * 64, "s3://bucket/out/")
     assert batch_id_of(*args) == BATCH and len(BATCH) == 32 and int(BATCH, 16) >= 0 and BATCH == BATCH.lower()
-    changed = {batch_id_of(*args[:i], other, *args[i + 1 :]) for i, other in enumerate(("b", "e", "m", "t", 0, "g", "u"))}
+    changed = {
+        batch_id_of(*args[:i], other, *args[i + 1 :]) for i, other in enumerate(("b", "e", "m", "t", 0, "g", "u"))
+    }
     assert len(changed) == 7 and BATCH not in changed
 
 

@@ -239,7 +239,9 @@ def test_the_table_is_created_on_first_use(client, batch):
     assert not inspect(settings.engine).has_table("alta_batch_notice")
     assert deliver(client, grant(batch, 3), run_body()).json()["result"] == "stored"
     assert inspect(settings.engine).has_table("alta_batch_notice")
-    indexes = {index["name"]: index["column_names"] for index in inspect(settings.engine).get_indexes("alta_batch_notice")}
+    indexes = {
+        index["name"]: index["column_names"] for index in inspect(settings.engine).get_indexes("alta_batch_notice")
+    }
     assert indexes["idx_alta_batch_notice_batch_id"] == ["batch_id", "id"]
     assert [r["item"] for r in rows(batch)] == [3]
 
