@@ -15,6 +15,7 @@ and MySQL alike.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -45,6 +46,8 @@ from airflow_provider_alta._webhook.mailbox_store import Delivery, MailboxStore
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+log = logging.getLogger(__name__)
+
 #: The table's name in the metadata database.
 TABLE_NAME = "alta_batch_notice"
 #: How often one process purges rows older than the token lifetime.
@@ -68,11 +71,13 @@ BATCH_NOTICES = Table(
     UniqueConstraint("conn_id", "batch_id", "item", "workflow_run_id", name="alta_batch_notice_run_uq"),
     Index("idx_alta_batch_notice_batch_id", "batch_id", "id"),
     Index("idx_alta_batch_notice_received_at", "received_at"),
-    # Ids only grow, even once every row was forgotten: a reader's cursor never passes a later delivery by (SQLite
-    # would otherwise give an emptied table's next row the id 1 again).
+    # Ids are cursors: never handed out twice, even after the newest rows are forgotten (SQLite's plain rowid
+    # would reuse them; PostgreSQL's sequences and MySQL's auto-increment do not).
     sqlite_autoincrement=True,
 )
 
+#: Tries at creating the table before a request fails (each finishes what the one before left undone).
+_CREATE_ATTEMPTS = 3
 _created: set[str] = set()
 _created_lock = threading.Lock()
 _purged_at: float | None = None
@@ -80,13 +85,14 @@ _purge_lock = threading.Lock()
 
 
 def _create_table() -> None:
-    """Create the table unless it exists: once per process and database, whichever thread asks first.
+    """Create the table and its indexes unless they exist: once per process and database, whichever thread asks
+    first.
 
-    Another process may create it at the same moment: a failed ``CREATE`` is forgiven when the table is there.
+    Each is checked and created on its own, so a creation cut short (another process creating them at the same
+    moment, a locked database) is completed by the next attempt rather than left without its indexes.
     """
     from airflow import settings
     from airflow.utils.session import create_session
-    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
     key = str(settings.engine.url) if settings.engine is not None else ""
@@ -95,13 +101,18 @@ def _create_table() -> None:
     with _created_lock:
         if key in _created:
             return
-        try:
-            with create_session() as session:
-                BATCH_NOTICES.create(session.connection(), checkfirst=True)
-        except SQLAlchemyError:
-            with create_session() as session:
-                if not inspect(session.connection()).has_table(TABLE_NAME):
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                with create_session() as session:
+                    connection = session.connection()
+                    BATCH_NOTICES.create(connection, checkfirst=True)
+                    for index in BATCH_NOTICES.indexes:
+                        index.create(connection, checkfirst=True)
+                break
+            except SQLAlchemyError as exc:
+                if attempt + 1 == _CREATE_ATTEMPTS:
                     raise
+                log.warning("Creating table %s failed (%s); trying again", TABLE_NAME, type(exc).__name__)
         _created.add(key)
 
 
