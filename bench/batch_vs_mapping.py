@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -36,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.stack import Shape, Stack
+from tests.e2e.stack import Shape, Stack, descendants
 
 DAGS_FILE = Path(__file__).resolve().parent / "dags" / "batch_mapping_dags.py"
 DURATION = 2.0  # the workflow's own seconds
@@ -130,6 +131,24 @@ def try_ids(stack: Stack, dag_id: str, run_id: str) -> set[str]:
     return {str(row[0]) for row in (*now, *earlier)}
 
 
+# -- CPU -----------------------------------------------------------------------------------------------------------
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """Per service: CPU seconds of its process and every living descendant, each with the children it reaped
+    (a task process's time is in its supervisor's, then in the executor worker's, once each has exited)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for name, proc in stack.procs.items():
+        ticks = 0
+        for pid in (proc.pid, *descendants(proc.pid)):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+        out[name] = ticks / tick
+    return out
+
+
 # -- one side -------------------------------------------------------------------------------------------------
 def wait_run(stack: Stack, dag_id: str, run_id: str, deadline: float) -> str:
     """Wait for the DAG run to end, printing its task states every 30 s."""
@@ -157,9 +176,11 @@ def measure_side(stack: Stack, side: str, deadline: float) -> dict[str, Any]:
     dag_id = SIDES[side]
     time.sleep(SETTLE_SECONDS)
     before = table_counters(stack)
+    cpu_before = cpu_seconds(stack)
     run_id = stack.trigger(dag_id)
     print(f"{side}: triggered {run_id}", file=sys.stderr, flush=True)
     state = wait_run(stack, dag_id, run_id, deadline)
+    cpu_after = cpu_seconds(stack)
     time.sleep(SETTLE_SECONDS)
     after = table_counters(stack)
     queued, started, ended = stack.sql(
@@ -183,6 +204,7 @@ def measure_side(stack: Stack, side: str, deadline: float) -> dict[str, Any]:
         "ti_states": dict(states),
         "tries": sum(int(t) for _, t in tis),
         "rows": counter_delta(before, after),
+        "cpu": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after},
         "emulator": EmulatorClient(stack.emulator_url).key_stats(KEYS[side]),
     }
 
@@ -253,9 +275,10 @@ def report(result: dict[str, Any], items: int, scale: float) -> list[str]:
         f"limit {CONCURRENCY} per key; LocalExecutor, parallelism {PARALLELISM}; load average before / after: "
         f"{result['load']['before']} / {result['load']['after']}.",
         "",
-        "| side | DAG run | wall s | worker executions | worker slot-seconds | task instances (tries) "
-        "| metadata rows written (ins / upd / del) | net rows added | paid runs | duplicates | queries |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| side | DAG run | wall s | worker executions | worker slot-seconds | CPU s (Airflow + emulator) "
+        "| task instances (tries) | metadata rows written (ins / upd / del) | net rows added | paid runs "
+        "| duplicates | queries |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in (("batch (AltaBatchOperator)", batch), ("mapping (deferrable, expand)", mapped)):
         rows = r["rows"]
@@ -266,6 +289,7 @@ def report(result: dict[str, Any], items: int, scale: float) -> list[str]:
         emu = r["emulator"]
         lines.append(
             f"| {name} | {r['state']} | {r['wall']:.1f} | {r['executions']} | {r['slot_seconds']:.1f} "
+            f"| {sum(r['cpu'].values()) - r['cpu'].get('emulator', 0.0):.0f} + {r['cpu'].get('emulator', 0.0):.0f} "
             f"| {r['task_instances']} ({r['tries']}) | {written(rows):,} ({ins:,} / {upd:,} / {dele:,}) | {net:,} "
             f"| {emu['runs']} | {emu['duplicate_runs']} | {emu['queries']} |"
         )
@@ -279,6 +303,10 @@ def report(result: dict[str, Any], items: int, scale: float) -> list[str]:
         f"- worker slot-seconds batch / mapping: {slots:.3f} (goal <= {GOALS['slot_seconds']}: "
         f"{'met' if slots <= GOALS['slot_seconds'] else 'MISSED'})",
         f"- metadata rows written batch / mapping: {rows_ratio:.4f}",
+        *(
+            f"- CPU seconds by service, {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu"].items()))
+            for name, r in (("batch", batch), ("mapping", mapped))
+        ),
         "",
         "Metadata rows written, top tables (inserted / updated / deleted; net rows added):",
         "",
