@@ -13,8 +13,8 @@ a JSON Lines file, results written under a temporary folder. That process report
   emulator's invokes and queries for the row's key (refused invokes included).
 * **memory**: many items with 1 KB outputs: the batch process's peak RSS above its post-import level.
 * **webhooks**: batches do not use webhooks yet; that row is reported as not available.
-* **against dynamic task mapping**: the same items as one batch task and as mapped ``AltaRunWorkflowOperator``
-  tasks on a real Airflow is not measured by this script yet (``--airflow`` says so and exits).
+* **against dynamic task mapping**: ``--airflow`` runs ``bench/batch_vs_mapping.py``: the same items as one batch
+  task and as mapped deferrable ``AltaRunWorkflowOperator`` tasks on a real Airflow (PostgreSQL, LocalExecutor).
 
 ``python bench/batch.py`` (10,000 and 100,000 items, about ten minutes); ``--quick`` (1,000 and 10,000 items,
 what ``make bench`` runs); ``--items N`` / ``--memory-items N`` choose the sizes.
@@ -187,7 +187,7 @@ def verdicts(results: dict[str, dict[str, Any]], memory: dict[str, Any], items: 
     )
     out.append(
         "- against dynamic task mapping on a real Airflow (wall time, worker slot-seconds, metadata rows): "
-        "not measured yet"
+        "`python bench/batch.py --airflow` (bench/batch_vs_mapping.py)"
     )
     return out
 
@@ -228,11 +228,12 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--items", type=int, help="items of the throughput rows (default 10,000)")
     parser.add_argument("--memory-items", type=int, help="items of the memory row (default 100,000)")
     parser.add_argument("--time-scale", type=float, default=0.2, help="wall seconds per workflow second")
-    parser.add_argument("--airflow", action="store_true", help="batch against dynamic task mapping (not yet)")
+    parser.add_argument("--airflow", action="store_true", help="batch against dynamic task mapping, real Airflow")
     args = parser.parse_args(argv)
     if args.airflow:
-        print("Batch against dynamic task mapping on a real Airflow: not measured by this script yet.")
-        return ["## P8: batch against dynamic task mapping", "", "Not measured yet."]
+        import batch_vs_mapping
+
+        return batch_vs_mapping.main(["--items", str(args.items or 1000), "--time-scale", str(args.time_scale)])
     items = args.items or (1000 if args.quick else 10_000)
     memory_items = args.memory_items or (10_000 if args.quick else 100_000)
     scale = args.time_scale
