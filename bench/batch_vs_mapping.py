@@ -16,8 +16,8 @@ API server's access log: a deferring try ends at its ``state`` call, so time def
 written (PostgreSQL's per-table counters of rows inserted, updated and deleted, and the row counts, before and
 after the run); and the emulator's counts for the side's key (paid runs, duplicates, queries).
 
-The whole run is bounded (``--timeout``, 40 minutes by default): on expiry it stops, and every process and the
-database are removed whatever happens.
+The whole run is bounded (``--timeout``, 40 minutes by default): on expiry it stops, and every process, the
+database and the Airflow home (``--keep`` keeps the home, with its logs) are removed whatever happens.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -221,7 +222,7 @@ def _expire(signum: int, frame: Any) -> None:
     raise TimeoutError("the benchmark ran out of time")
 
 
-def measure(items: int, scale: float, timeout_s: float, idle_s: float) -> dict[str, Any]:
+def measure(items: int, scale: float, timeout_s: float, idle_s: float, keep: bool) -> dict[str, Any]:
     signal.signal(signal.SIGALRM, _expire)
     signal.alarm(int(timeout_s))  # a hard stop, even inside a wait; the stack is stopped below either way
     deadline = time.monotonic() + timeout_s - 60
@@ -239,11 +240,14 @@ def measure(items: int, scale: float, timeout_s: float, idle_s: float) -> dict[s
         }
         for side in SIDES:
             result[side] = measure_side(stack, side, deadline)
-        result["home"] = str(stack.home)
         return result
     finally:
         signal.alarm(0)
         stack.stop()
+        if keep:
+            print(f"logs kept in {stack.home}", file=sys.stderr)
+        else:
+            shutil.rmtree(stack.home, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> list[str]:
@@ -252,11 +256,12 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--time-scale", type=float, default=0.2, help="wall seconds per workflow second")
     parser.add_argument("--timeout", type=float, default=40.0, help="minutes before the run is abandoned")
     parser.add_argument("--idle", type=float, default=IDLE_SECONDS, help="seconds of the idle baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the Airflow home (logs)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args(argv)
     with open("/proc/loadavg") as loadavg:
         load_before = " ".join(loadavg.read().split()[:3])
-    result = measure(args.items, args.time_scale, args.timeout * 60, args.idle)
+    result = measure(args.items, args.time_scale, args.timeout * 60, args.idle, args.keep)
     with open("/proc/loadavg") as loadavg:
         result["load"] = {"before": load_before, "after": " ".join(loadavg.read().split()[:3])}
     if args.json:
