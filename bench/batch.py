@@ -15,10 +15,10 @@ a JSON Lines file, results written under a temporary folder. That process report
 * **webhooks**: the fixed row again with ``airflow_webhook=True``: the provider's receiver app (uvicorn on
   127.0.0.1, its own process, over a PostgreSQL metadata database made for the run, as production runs the API
   server; SQLite when PostgreSQL is not reachable) takes the emulator's deliveries,
-  and the batch reads them every ``webhook_check_interval`` (1 s, scaled). Requests per item count what the batch
+  and the batch reads them every ``webhook_check_interval`` (0.25 s, scaled). Requests per item count what the batch
   sends Alta (invokes and queries); the deliveries, and the batch's reads from the receiver, are counted apart.
-* **against dynamic task mapping**: the same items as one batch task and as mapped ``AltaRunWorkflowOperator``
-  tasks on a real Airflow is not measured by this script yet (``--airflow`` says so and exits).
+* **against dynamic task mapping**: ``--airflow`` runs ``bench/batch_vs_mapping.py``: the same items as one batch
+  task and as mapped deferrable ``AltaRunWorkflowOperator`` tasks on a real Airflow (PostgreSQL, LocalExecutor).
 
 ``python bench/batch.py`` (10,000 and 100,000 items, about ten minutes); ``--quick`` (1,000 and 10,000 items,
 what ``make bench`` runs); ``--items N`` / ``--memory-items N`` choose the sizes.
@@ -306,7 +306,7 @@ def verdicts(results: dict[str, dict[str, Any]], memory: dict[str, Any] | None, 
         )
     out.append(
         "- against dynamic task mapping on a real Airflow (wall time, worker slot-seconds, metadata rows): "
-        "not measured yet"
+        "`python bench/batch.py --airflow` (bench/batch_vs_mapping.py)"
     )
     return out
 
@@ -348,12 +348,13 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--items", type=int, help="items of the throughput rows (default 10,000)")
     parser.add_argument("--memory-items", type=int, help="items of the memory row (default 100,000)")
     parser.add_argument("--time-scale", type=float, default=0.2, help="wall seconds per workflow second")
-    parser.add_argument("--airflow", action="store_true", help="batch against dynamic task mapping (not yet)")
+    parser.add_argument("--airflow", action="store_true", help="batch against dynamic task mapping, real Airflow")
     parser.add_argument("--rows", default="fixed,jitter,webhooks,memory", help="which rows (comma-separated)")
     args = parser.parse_args(argv)
     if args.airflow:
-        print("Batch against dynamic task mapping on a real Airflow: not measured by this script yet.")
-        return ["## P8: batch against dynamic task mapping", "", "Not measured yet."]
+        import batch_vs_mapping
+
+        return batch_vs_mapping.main(["--items", str(args.items or 1000), "--time-scale", str(args.time_scale)])
     items = args.items or (1000 if args.quick else 10_000)
     memory_items = args.memory_items or (10_000 if args.quick else 100_000)
     scale = args.time_scale

@@ -160,6 +160,8 @@ class Shape:
     connections: tuple[tuple[str, str, dict[str, Any]], ...] = ()
     #: OpenLineage on, with its file transport (``Stack.lineage_file``), for ``LINEAGE_DAG`` alone; off otherwise.
     openlineage: bool = False
+    #: Extra environment of every Airflow process, applied last (e.g. ``AIRFLOW__CORE__PARALLELISM``).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 LOCAL = Shape()
@@ -307,6 +309,7 @@ class Stack:
             ALTA_BATCH_DIR=str(self.home / "batches"),
         )
         self.env.update(openlineage_env(self.lineage_file) if self.shape.openlineage else OPENLINEAGE_OFF)
+        self.env.update(dict(self.shape.env))
         if self.on_postgres:
             create_database(self.database)
             db_url = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
