@@ -242,7 +242,6 @@ def run_batch(
     if done.returncode != 0:
         raise RuntimeError(f"the batch of {key} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    Path("/tmp/child-stderr.log").write_text(done.stderr + done.stdout)
     figures["closing"] = next((line for line in done.stderr.splitlines() if "Alta batch ended" in line), "")
     emulator = EmulatorClient(url)
     figures["key_stats"] = emulator.key_stats(key)

@@ -52,9 +52,7 @@ class Deliveries:
         self.reading = False
         self.next_read = 0.0
         self.reads = 0
-        self.read_seconds = 0.0
         self.delivered = 0
-        self._read_through = 0
         self._failures = 0
         self._reminded = 0.0
         self._session: aiohttp.ClientSession | None = None
@@ -73,7 +71,6 @@ class Deliveries:
         import aiohttp
 
         self.reading = True
-        began = time.monotonic()
         try:
             if self._session is None:
                 self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -84,24 +81,19 @@ class Deliveries:
         finally:
             self.reading = False
             self.reads += 1
-            self.read_seconds += time.monotonic() - began
             self.next_read = self.clock() + self.check_interval
         self._failures = 0
-        if notices:
-            self._read_through = max(notice.id for notice in notices)
-            self.delivered += len(notices)
+        self.delivered += len(notices)
         return notices
 
     def acknowledge(self) -> None:
         """Every delivery read so far is handled and its run on record: the next read lets the receiver forget it."""
-        if self._read_through:
-            self.reader.acknowledge(self._read_through)
+        self.reader.acknowledge()
 
     async def close(self) -> None:
         """One last read carries the last acknowledgement; then the session closes."""
-        self.log.info("DIAG reads %d, %.3f s each, delivered %d", self.reads, self.read_seconds / max(1, self.reads), self.delivered)
         try:
-            if self._read_through:
+            if self.reader.to_forget:
                 await self.read(self.clock())
         finally:
             if self._session is not None:

@@ -6,8 +6,10 @@ reads what Alta delivered to the try before it), the item and an expiry, signed 
 ``webhook_secret`` under a message of its own (:data:`BATCH_DOMAIN`), so a single-run token never passes as a
 batch token nor the reverse. The receiver keeps each delivered run body with its item in the metadata
 database; the batch reads them through the API server with a signed request (:func:`notices_request_body`,
-signed with :func:`~.mailbox_protocol.sign_body`) that also forgets what it acknowledged, and gets back
-:class:`NoticesPage` s. The token binds no run id (unknown until the invoke answers): the batch compares the
+signed with :func:`~.mailbox_protocol.sign_body`) that also forgets what it acknowledged, by id, and gets back
+:class:`NoticesPage` s: every notice not yet forgotten (ids page one answer, they are no cursor between reads:
+on PostgreSQL a row can commit after a row with a higher id, so a reader that skipped ids below the highest it
+saw would lose it). The token binds no run id (unknown until the invoke answers): the batch compares the
 run ids it reads with the ones its invokes returned, and learns from them the runs of invokes a killed try
 never heard answered.
 """
@@ -20,6 +22,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -48,8 +51,10 @@ MAX_ITEM = 2**53
 MAX_NOTICE_ID = 2**63 - 1
 #: At most this many notices in one answer of the receiver.
 MAX_NOTICES_PER_ANSWER = 500
-#: The largest body of a notices read (its fields are short).
-MAX_NOTICES_REQUEST_BYTES = 4096
+#: The largest body of a notices read (short fields, and the ids it forgets).
+MAX_NOTICES_REQUEST_BYTES = 32 * 1024
+#: Notice ids one read forgets at most (a batch acknowledges more over its next reads).
+MAX_FORGET = 1000
 
 _BATCH_ID = re.compile(r"[0-9a-f]{32}")
 _NON_NEGATIVE = re.compile(r"0|[1-9][0-9]{0,15}")
@@ -152,7 +157,7 @@ class NoticesRequest:
     conn_id: str
     batch_id: str
     after: int
-    forget_through: int
+    forget: tuple[int, ...]
     issued_at: float
 
     def fresh(self, now: float | None = None) -> bool:
@@ -164,7 +169,7 @@ class NoticesRequest:
 
 @dataclass(frozen=True)
 class BatchNotice:
-    """One delivery the receiver kept: its id (the read's cursor), the item, the run as Alta sent it."""
+    """One delivery the receiver kept: its id (what the batch acknowledges), the item, the run as Alta sent it."""
 
     id: int
     item: int
@@ -180,15 +185,15 @@ class NoticesPage:
 
 
 def notices_request_body(
-    conn_id: str, batch_id: str, after: int, forget_through: int, now: float | None = None
+    conn_id: str, batch_id: str, after: int, forget: Sequence[int] = (), now: float | None = None
 ) -> bytes:
-    """The exact bytes a batch sends (and signs) to read its notices with ids over ``after``, forgetting those
-    up to ``forget_through``."""
+    """The exact bytes a batch sends (and signs) to read its notices with ids over ``after`` (0 on a read's
+    first page), forgetting the notices ``forget`` (at most :data:`MAX_FORGET` ids) first."""
     body = {
         "conn_id": conn_id,
         "batch_id": batch_id,
         "after": after,
-        "forget_through": forget_through,
+        "forget": list(forget),
         "issued_at": int(time.time() if now is None else now),
     }
     return json.dumps(body, separators=(",", ":")).encode()
@@ -198,7 +203,7 @@ def _malformed(what: str) -> BatchRefused:
     return BatchRefused(400, "malformed", f"the body is not a batch notices read: {what}")
 
 
-def _is_cursor(value: Any) -> bool:
+def _is_notice_id(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_NOTICE_ID
 
 
@@ -211,17 +216,19 @@ def parse_notices_request(raw: bytes) -> NoticesRequest:
     if not isinstance(body, dict):
         raise _malformed("not an object")
     conn_id, batch_id, issued_at = body.get("conn_id"), body.get("batch_id"), body.get("issued_at")
-    after, forget = body.get("after"), body.get("forget_through")
+    after, forget = body.get("after"), body.get("forget")
     if not _is_id(conn_id):
         raise _malformed("no valid conn_id")
     if not (isinstance(batch_id, str) and _BATCH_ID.fullmatch(batch_id)):
         raise _malformed("no valid batch_id")
-    if not (_is_cursor(after) and _is_cursor(forget)):
-        raise _malformed("after and forget_through must be integers from 0")
+    if not _is_notice_id(after):
+        raise _malformed("after must be an integer from 0")
+    if not (isinstance(forget, list) and len(forget) <= MAX_FORGET and all(_is_notice_id(i) for i in forget)):
+        raise _malformed(f"forget must be a list of at most {MAX_FORGET} notice ids")
     if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
         raise _malformed("no valid issued_at")
-    assert isinstance(conn_id, str) and isinstance(after, int) and isinstance(forget, int)
-    return NoticesRequest(conn_id, batch_id, after, forget, float(issued_at))
+    assert isinstance(conn_id, str) and isinstance(after, int)
+    return NoticesRequest(conn_id, batch_id, after, tuple(forget), float(issued_at))
 
 
 def parse_notices_answer(answer: Any) -> NoticesPage:
@@ -234,7 +241,7 @@ def parse_notices_answer(answer: Any) -> NoticesPage:
         raise ValueError("the receiver's answer does not say whether more notices remain")
     notices: list[BatchNotice] = []
     for entry in answer["notices"]:
-        if not (isinstance(entry, list) and len(entry) == 3 and _is_cursor(entry[0]) and _is_cursor(entry[1])):
+        if not (isinstance(entry, list) and len(entry) == 3 and _is_notice_id(entry[0]) and _is_notice_id(entry[1])):
             raise ValueError("the receiver's answer holds a malformed notice")
         notice_id, item, body = entry
         if item > MAX_ITEM or (notices and notice_id <= notices[-1].id):

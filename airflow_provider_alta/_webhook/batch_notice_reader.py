@@ -1,9 +1,10 @@
 """A batch's reader of its webhook deliveries, through the API server (``POST /alta/batch-notices/b1``).
 
 The batch builds one :class:`BatchNoticeReader` per try and calls :meth:`~BatchNoticeReader.read` whenever it
-wants news: each read pages through every notice after its cursor, and tells the receiver to forget the ones
-the batch has :meth:`~BatchNoticeReader.acknowledge` d (kept in its own journal), so what a killed try read
-but never kept is read again by the next one. Every request is signed with the connection's
+wants news: each read pages through every notice the receiver holds for the batch and hands over the ones not
+handed over before, and tells the receiver to forget the ones the batch has
+:meth:`~BatchNoticeReader.acknowledge` d (kept in its own journal), so what a killed try read but never kept is
+read again by the next one. Every request is signed with the connection's
 ``webhook_secret`` over its exact bytes (see :mod:`.batch_contract`).
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta._webhook.batch_contract import (
     BATCH_NOTICES_ROUTE,
+    MAX_FORGET,
     BatchNotice,
     NoticesPage,
     notices_request_body,
@@ -49,46 +51,50 @@ def batch_notices_url() -> str:
 
 
 class BatchNoticeReader:
-    """Reads one batch's notices in id order, from a cursor, forgetting on the receiver what was acknowledged."""
+    """Reads one batch's notices, forgetting on the receiver, by id, the ones the batch acknowledged."""
 
     def __init__(self, url: str, conn_id: str, batch_id: str, secret: str) -> None:
         self.url = url
         self.conn_id = conn_id
         self.batch_id = batch_id
         self._secret = secret
-        #: The id of the last notice read (the next read asks for later ones).
-        self.cursor = 0
-        #: The id through which the receiver may forget (sent with the next request).
-        self.acknowledged = 0
+        #: Notices handed to the batch and not acknowledged yet (a later read does not hand them again).
+        self.unacknowledged: set[int] = set()
+        #: Notices acknowledged, for the receiver to forget with the next requests.
+        self.to_forget: list[int] = []
         #: Requests sent so far.
         self.requests_sent = 0
 
     def __repr__(self) -> str:  # never the secret
-        return f"BatchNoticeReader({self.url!r}, {self.conn_id!r}, {self.batch_id!r}, cursor={self.cursor})"
+        return f"BatchNoticeReader({self.url!r}, {self.conn_id!r}, {self.batch_id!r})"
 
-    def acknowledge(self, through_id: int) -> None:
-        """The batch has kept every notice up to ``through_id``: the next request lets the receiver forget them.
-
-        Never beyond what was read (an acknowledgement past the cursor would forget unread notices), never back.
-        """
-        self.acknowledged = max(self.acknowledged, min(through_id, self.cursor))
+    def acknowledge(self) -> None:
+        """The batch has kept every notice read so far: the next requests let the receiver forget them."""
+        self.to_forget.extend(sorted(self.unacknowledged))
+        self.unacknowledged.clear()
 
     async def read(self, session: aiohttp.ClientSession) -> list[BatchNotice]:
-        """Every notice after the cursor, in id order (paging until the receiver says there are no more)."""
+        """Every notice the receiver holds for the batch that was not handed over already, in id order (paging
+        until the receiver says there are no more). Each read starts from the lowest id: on PostgreSQL a
+        delivery may commit after one with a higher id, and is read all the same."""
         notices: list[BatchNotice] = []
+        after = 0
         for _ in range(MAX_PAGES_PER_READ):
-            page = _page_of(self.url, await self._request(session))
-            notices.extend(page.notices)
-            if page.notices:
-                self.cursor = page.notices[-1].id
+            page = _page_of(self.url, await self._request(session, after))
+            for notice in page.notices:
+                if notice.id not in self.unacknowledged and notice.id not in self.to_forget:
+                    self.unacknowledged.add(notice.id)
+                    notices.append(notice)
             if not page.more or not page.notices:
                 break
+            after = page.notices[-1].id
         return notices
 
-    async def _request(self, session: aiohttp.ClientSession) -> Any:
+    async def _request(self, session: aiohttp.ClientSession, after: int) -> Any:
         import aiohttp
 
-        body = notices_request_body(self.conn_id, self.batch_id, self.cursor, self.acknowledged)
+        forget = self.to_forget[:MAX_FORGET]
+        body = notices_request_body(self.conn_id, self.batch_id, after, forget)
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_body(self._secret, body)}
         self.requests_sent += 1
         try:
@@ -96,11 +102,13 @@ class BatchNoticeReader:
                 if response.status != 200:
                     raise BatchNoticesUnreadable(self.url, await _result_of(response), response.status)
                 try:
-                    return await response.json(content_type=None)
+                    answer = await response.json(content_type=None)
                 except ValueError:
                     raise BatchNoticesUnreadable(self.url, "(no JSON answer)", response.status) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise BatchNoticesUnreadable(self.url, f"unreachable ({type(exc).__name__})") from None
+        del self.to_forget[: len(forget)]  # the receiver forgot them before it answered
+        return answer
 
 
 def _page_of(url: str, answer: Any) -> NoticesPage:

@@ -71,7 +71,7 @@ BATCH_NOTICES = Table(
     UniqueConstraint("conn_id", "batch_id", "item", "workflow_run_id", name="alta_batch_notice_run_uq"),
     Index("idx_alta_batch_notice_batch_id", "batch_id", "id"),
     Index("idx_alta_batch_notice_received_at", "received_at"),
-    # Ids are cursors: never handed out twice, even after the newest rows are forgotten (SQLite's plain rowid
+    # Ids page a read: never handed out twice, even after the newest rows are forgotten (SQLite's plain rowid
     # would reuse them; PostgreSQL's sequences and MySQL's auto-increment do not).
     sqlite_autoincrement=True,
 )
@@ -84,7 +84,7 @@ _purged_at: float | None = None
 _purge_lock = threading.Lock()
 
 
-def _create_table() -> None:
+def ensure_table() -> None:
     """Create the table and its indexes unless they exist: once per process and database, whichever thread asks
     first.
 
@@ -142,7 +142,7 @@ class BatchNoticeStore:
         from airflow.utils.session import create_session
         from sqlalchemy.exc import IntegrityError
 
-        _create_table()
+        ensure_table()
         run_id, status = str(body["workflowRunId"]), str(body["status"])
         row = {
             "conn_id": grant.conn_id,
@@ -184,7 +184,7 @@ class BatchNoticeStore:
         whether more remain."""
         from airflow.utils.session import create_session
 
-        _create_table()
+        ensure_table()
         table = BATCH_NOTICES.c
         where = (table.conn_id == conn_id, table.batch_id == batch_id, table.id > after)
         with create_session() as session:
@@ -198,15 +198,19 @@ class BatchNoticeStore:
         self._maybe_purge()
         return rows, more
 
-    def forget(self, conn_id: str, batch_id: str, through: int) -> int:
-        """Delete the batch's rows with ids up to ``through``; how many went."""
+    def forget(self, conn_id: str, batch_id: str, ids: Sequence[int]) -> int:
+        """Delete the batch's rows ``ids`` (the ones it kept; never a row it has not read); how many went."""
         from airflow.utils.session import create_session
 
-        _create_table()
+        if not ids:
+            return 0
+        ensure_table()
         table = BATCH_NOTICES.c
         with create_session() as session:
             result = session.execute(
-                delete(BATCH_NOTICES).where(table.conn_id == conn_id, table.batch_id == batch_id, table.id <= through)
+                delete(BATCH_NOTICES).where(
+                    table.conn_id == conn_id, table.batch_id == batch_id, table.id.in_(list(ids))
+                )
             )
             return int(getattr(result, "rowcount", 0) or 0)
 
@@ -217,7 +221,7 @@ class BatchNoticeStore:
         lifetime = WebhookSettings.from_config().token_lifetime
         if not (math.isfinite(lifetime) and lifetime > 0):
             return 0  # a misconfigured lifetime refuses every grant anyway: keep the rows
-        _create_table()
+        ensure_table()
         oldest = (time.time() if now is None else now) - lifetime
         with create_session() as session:
             result = session.execute(delete(BATCH_NOTICES).where(BATCH_NOTICES.c.received_at < oldest))

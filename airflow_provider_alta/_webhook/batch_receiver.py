@@ -7,10 +7,11 @@ while unknown connections' lookups are spent. Then the body, read as a stream wi
 408, 429), must be an Alta run (else 400 ``not_a_run``) and is kept with its item: 200 ``stored``,
 ``duplicate`` (that run of that item already kept with that status) or ``stale`` (a later status kept).
 
-``POST /alta/batch-notices/b1`` is a batch's read: a body of at most 4 KiB naming the connection, the batch,
-the cursor and what the batch has kept, signed with the connection's secret over its exact bytes and issued
-within 60 s (else 401, alike for every cause); it forgets the acknowledged rows, then answers up to 500
-notices (and 16 MiB of bodies) after the cursor, with ``more`` telling whether others remain. A connection
+``POST /alta/batch-notices/b1`` is a batch's read: a body of at most 32 KiB naming the connection, the batch,
+the page's start and the ids of the notices the batch has kept, signed with the connection's secret over its
+exact bytes and issued within 60 s (else 401, alike for every cause); it forgets the acknowledged rows, then
+answers up to 500 notices (and 16 MiB of bodies) after the page's start, with ``more`` telling whether others
+remain. A connection
 reads only the rows its own tokens delivered.
 
 Logged as single-run deliveries are: authenticated deliveries at INFO (batch, item, run id, status), reads at
@@ -147,7 +148,7 @@ class BatchReceiver:
         return None
 
     async def read_notices(self, request: "Request") -> "JSONResponse":
-        """A batch's signed read: forget what it acknowledged, answer what came after its cursor."""
+        """A batch's signed read: forget what it acknowledged, answer what is left after the page's start."""
         from starlette.requests import ClientDisconnect
         from starlette.responses import JSONResponse
 
@@ -174,6 +175,6 @@ class BatchReceiver:
         return JSONResponse({"notices": [[notice_id, item, body] for notice_id, item, body in rows], "more": more})
 
     def _forget_and_read(self, read: NoticesRequest) -> "tuple[list[tuple[int, int, dict[str, Any]]], bool]":
-        if read.forget_through > 0:
-            self.store.forget(read.conn_id, read.batch_id, read.forget_through)
+        if read.forget:
+            self.store.forget(read.conn_id, read.batch_id, read.forget)
         return self.store.read(read.conn_id, read.batch_id, read.after, MAX_NOTICES_PER_ANSWER, MAX_ANSWER_BYTES)

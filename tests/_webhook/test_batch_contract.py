@@ -16,6 +16,7 @@ from airflow_provider_alta._webhook.batch_contract import (
     BATCH_DOMAIN,
     BATCH_NOTICES_ROUTE,
     BATCH_ROUTE,
+    MAX_FORGET,
     MAX_ITEM,
     BatchGrant,
     batch_grant,
@@ -172,16 +173,16 @@ def test_the_invoke_webhook_refuses_what_single_run_webhooks_refuse():
 
 
 def test_what_the_reader_sends_is_what_the_receiver_reads():
-    raw = notices_request_body("alta_x", BATCH, 41, 40, now=1_700_000_000.7)
+    raw = notices_request_body("alta_x", BATCH, 41, [38, 40], now=1_700_000_000.7)
     assert json.loads(raw)["issued_at"] == 1_700_000_000
     read = parse_notices_request(raw)
-    assert (read.conn_id, read.batch_id, read.after, read.forget_through) == ("alta_x", BATCH, 41, 40)
+    assert (read.conn_id, read.batch_id, read.after, read.forget) == ("alta_x", BATCH, 41, (38, 40))
     assert read.fresh(now=1_700_000_000 + MAX_CLOCK_SKEW) and not read.fresh(now=1_700_000_000 + MAX_CLOCK_SKEW + 1)
     assert not read.fresh(now=1_700_000_000 - MAX_CLOCK_SKEW - 1)
 
 
 def request(**changes) -> bytes:
-    body = {"conn_id": "alta_x", "batch_id": BATCH, "after": 0, "forget_through": 0, "issued_at": 1_700_000_000}
+    body = {"conn_id": "alta_x", "batch_id": BATCH, "after": 0, "forget": [], "issued_at": 1_700_000_000}
     body.update(changes)
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
@@ -203,13 +204,15 @@ def request(**changes) -> bytes:
         request(after=1.5),
         request(after="3"),
         request(after=2**63),
-        request(forget_through=...),
-        request(forget_through=-5),
+        request(forget=...),
+        request(forget=5),
+        request(forget=[-5]),
+        request(forget=[True]),
+        request(forget=list(range(MAX_FORGET + 1))),
         request(issued_at=...),
         request(issued_at="now"),
         request(issued_at=True),
-        b'{"conn_id": "alta_x", "batch_id": "' + BATCH.encode() + b'", "after": 0, "forget_through": 0, '
-        b'"issued_at": NaN}',
+        b'{"conn_id": "alta_x", "batch_id": "' + BATCH.encode() + b'", "after": 0, "forget": [], "issued_at": NaN}',
     ],
 )
 def test_malformed_reads_are_refused_as_400(raw):

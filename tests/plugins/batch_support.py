@@ -56,14 +56,14 @@ def read(
     client: Any,
     batch_id: str,
     after: int = 0,
-    forget_through: int = 0,
+    forget: list[int] | None = None,
     *,
     conn_id: str = CONN_ID,
     secret: str | None = SECRET,
     issued_at: float | None = None,
 ) -> Any:
     """A batch's read as :class:`~.BatchNoticeReader` sends it, signed with ``secret`` (unsigned when ``None``)."""
-    raw = notices_request_body(conn_id, batch_id, after, forget_through, now=issued_at)
+    raw = notices_request_body(conn_id, batch_id, after, forget or [], now=issued_at)
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers[SIGNATURE_HEADER] = sign_body(secret, raw)
@@ -75,8 +75,9 @@ def rows(batch_id: str) -> list[dict[str, Any]]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_provider_alta._webhook.batch_notice_store import BATCH_NOTICES
+    from airflow_provider_alta._webhook.batch_notice_store import BATCH_NOTICES, ensure_table
 
+    ensure_table()  # a test's first look may come before the receiver's first delivery
     table = BATCH_NOTICES.c
     with create_session() as session:
         found = session.execute(select(BATCH_NOTICES).where(table.batch_id == batch_id).order_by(table.id))
