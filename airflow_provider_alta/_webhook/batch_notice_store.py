@@ -91,11 +91,11 @@ def ensure_table() -> None:
     Each is checked and created on its own, so a creation cut short (another process creating them at the same
     moment, a locked database) is completed by the next attempt rather than left without its indexes.
     """
-    from airflow import settings
     from airflow.utils.session import create_session
     from sqlalchemy.exc import SQLAlchemyError
 
-    key = str(settings.engine.url) if settings.engine is not None else ""
+    with create_session() as session:
+        key = str(session.get_bind().url)
     if key in _created:
         return
     with _created_lock:
