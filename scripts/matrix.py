@@ -170,6 +170,10 @@ SUITES = {
         "not cli and not e2e and not distributed",
         "Python",
         [
+            "-n",
+            "2",
+            "--dist",
+            "worksteal",
             "tests/_core",
             "tests/test_imports.py",
             "tests/test_layout.py",
