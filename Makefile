@@ -19,8 +19,10 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 # The tiers (README, Development): each one command, each with its time budget on a 2-core machine.
-#: pytest-xdist workers for the tiers that run in parallel (one per core).
-JOBS ?= auto
+#: pytest-xdist workers for `make test`: two per core, as its tests mostly wait (on the emulator's runs, on
+#: dag.test()'s loops); on 2 cores 4 workers take about 80 s, 3 about 100 s, 2 about 130 s (each worker pays a few
+#: seconds of CPU for its own Airflow start-up).
+JOBS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 UNIT := not cli and not e2e and not distributed
 
 # Unit and dag.test() suites on the development Airflow, no services: <= 180 s.
@@ -30,7 +32,7 @@ test: $(STAMP)
 # Real Airflow processes: the command line as a user types it (in parallel), then the real Airflow stacks (each
 # module drives one stack, its tests one at a time; the e2e stack and the browser test's stack run side by side).
 e2e: $(STAMP)
-	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m cli $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n auto --dist worksteal -m cli $(PYTEST_ARGS)
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m e2e $(PYTEST_ARGS)
 
 # The production shape: PostgreSQL, Celery on Redis, two triggerers, two workers.
