@@ -25,7 +25,7 @@ demo: $(STAMP)
 JOBS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 UNIT := not cli and not e2e and not distributed
 
-# Unit and dag.test() suites on the development Airflow, no services: <= 180 s.
+# Unit and dag.test() suites on the development Airflow, no services: <= 140 s.
 test: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal -m "$(UNIT)" $(PYTEST_ARGS)
 
