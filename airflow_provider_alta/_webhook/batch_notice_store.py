@@ -95,7 +95,7 @@ def ensure_table() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     with create_session() as session:
-        key = str(session.get_bind().url)
+        key = str(session.get_bind().engine.url)
     if key in _created:
         return
     with _created_lock:
