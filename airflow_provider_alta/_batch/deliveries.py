@@ -16,17 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_alta._webhook.batch_contract import BatchGrant, BatchNotice, batch_webhook
+from airflow_provider_alta._webhook.read_failures import FailureStreak
 
 if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_alta._webhook.batch_notice_reader import BatchNoticeReader
     from airflow_provider_alta._webhook.contract import WebhookSettings
-
-#: How many failed reads in a row are logged one by one before going quiet.
-FAILURES_LOGGED = 3
-#: While reads keep failing, how often one more line says so.
-FAILURE_REMINDER_SECONDS = 60.0
 
 
 class Deliveries:
@@ -53,8 +49,7 @@ class Deliveries:
         self.next_read = 0.0
         self.reads = 0
         self.delivered = 0
-        self._failures = 0
-        self._reminded = 0.0
+        self._failures = FailureStreak()
         self._session: aiohttp.ClientSession | None = None
         self.entry(0)  # every check (receiver set up, an ``alta`` connection with a secret) before any request
 
@@ -82,7 +77,7 @@ class Deliveries:
             self.reading = False
             self.reads += 1
             self.next_read = self.clock() + self.check_interval
-        self._failures = 0
+        self._failures.ended()
         self.delivered += len(notices)
         return notices
 
@@ -100,17 +95,14 @@ class Deliveries:
                 await self._session.close()
 
     def _failed(self, exc: Exception) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if self._failures > FAILURES_LOGGED and now - self._reminded < FAILURE_REMINDER_SECONDS:
+        if not self._failures.failed():
             return
-        self._reminded = now
         self.log.warning(
             "Could not read the batch's webhook deliveries (%s: %s; %d failed read(s) in a row); its runs are "
             "queried every webhook_fallback_interval meanwhile",
             type(exc).__name__,
             exc,
-            self._failures,
+            self._failures.count,
         )
 
 

@@ -23,6 +23,7 @@ from airflow_provider_alta._webhook.batch_contract import (
 from airflow_provider_alta._webhook.contract import SIGNATURE_HEADER, URL_PREFIX
 from airflow_provider_alta._webhook.mailbox_protocol import sign_body
 from airflow_provider_alta._webhook.mailbox_reader import api_server_base_url
+from airflow_provider_alta._webhook.read_failures import result_of
 
 if TYPE_CHECKING:
     import aiohttp
@@ -100,7 +101,7 @@ class BatchNoticeReader:
         try:
             async with session.post(self.url, data=body, headers=headers) as response:
                 if response.status != 200:
-                    raise BatchNoticesUnreadable(self.url, await _result_of(response), response.status)
+                    raise BatchNoticesUnreadable(self.url, await result_of(response), response.status)
                 try:
                     answer = await response.json(content_type=None)
                 except ValueError:
@@ -117,13 +118,3 @@ def _page_of(url: str, answer: Any) -> NoticesPage:
         return parse_notices_answer(answer)
     except ValueError as bad:
         raise BatchNoticesUnreadable(url, f"(malformed answer: {bad})") from None
-
-
-async def _result_of(response: aiohttp.ClientResponse) -> str:
-    """The receiver's ``result`` word of a refused read (never the body as a whole)."""
-    try:
-        body = await response.json(content_type=None)
-    except ValueError:
-        return "(no JSON answer)"
-    result = body.get("result") if isinstance(body, dict) else None
-    return str(result)[:40] if result else "(no result)"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +26,13 @@ from airflow_provider_alta._webhook.mailbox_protocol import (
     parse_answer,
     sign_body,
 )
+from airflow_provider_alta._webhook.read_failures import FailureStreak, result_of
 
 if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger(__name__)
 
-#: How many failed reads in a row are logged one by one before going quiet.
-FAILURES_LOGGED = 3
-#: While reads keep failing, how often one more line says so.
-FAILURE_REMINDER_SECONDS = 60.0
 #: How long one batched request may take.
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -76,8 +72,7 @@ class _Reader:
         self.watches: dict[int, MailboxWatch] = {}
         self.requests_sent = 0
         self._secret: str | None = None
-        self._failures = 0
-        self._reminded = 0.0
+        self._failures = FailureStreak()
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -93,9 +88,9 @@ class _Reader:
                 except Exception as exc:  # any failure is logged and the next interval retries
                     self._failed(exc)
                 else:
-                    if self._failures:
+                    if self._failures.count:
                         log.info("Webhook mailbox reads via %s work again", self.conn_id)
-                    self._failures = 0
+                    self._failures.ended()
                 interval = min((watch.interval for watch in self.watches.values()), default=0.0)
                 await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
 
@@ -112,7 +107,7 @@ class _Reader:
                 if response.status != 200:
                     if response.status == 401:
                         self._secret = None  # perhaps rotated (the API server sees it within 30 s): read it again
-                    result = await _result_of(response)
+                    result = await result_of(response)
                     raise RuntimeError(f"{self.url} answered {response.status} {result}")
             for index, notice in parse_answer(answer, len(chunk)).items():
                 chunk[index].offer(notice)
@@ -133,11 +128,8 @@ class _Reader:
         return secret
 
     def _failed(self, exc: Exception) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if self._failures > FAILURES_LOGGED and now - self._reminded < FAILURE_REMINDER_SECONDS:
+        if not self._failures.failed():
             return
-        self._reminded = now
         log.warning(
             "Could not read the webhook mailboxes of %d task(s) via %s (%s: %s; %d failed read(s) in a row); "
             "their triggers poll Alta meanwhile",
@@ -145,18 +137,8 @@ class _Reader:
             self.conn_id,
             type(exc).__name__,
             exc,
-            self._failures,
+            self._failures.count,
         )
-
-
-async def _result_of(response: aiohttp.ClientResponse) -> str:
-    """The receiver's ``result`` word of a refused read (never the body as a whole)."""
-    try:
-        body = await response.json(content_type=None)
-    except ValueError:
-        return "(no JSON answer)"
-    result = body.get("result") if isinstance(body, dict) else None
-    return str(result)[:40] if result else "(no result)"
 
 
 _readers: dict[tuple[asyncio.AbstractEventLoop, str], _Reader] = {}

@@ -13,7 +13,8 @@ import pytest
 
 from airflow_provider_alta._core.finish_plan import XCOM_RUN_ID
 from airflow_provider_alta._webhook.contract import URL_PREFIX, TaskInstanceRef, sign
-from airflow_provider_alta._webhook.mailbox_reader import FAILURES_LOGGED, active_readers, mailboxes_url, watch_mailbox
+from airflow_provider_alta._webhook.mailbox_reader import active_readers, mailboxes_url, watch_mailbox
+from airflow_provider_alta._webhook.read_failures import FAILURES_LOGGED
 from airflow_provider_alta._webhook.receiver import create_app
 from tests.plugins.mailbox_support import connections_env, fill_mailboxes, mailbox_refs
 from tests.plugins.receiver_support import (
