@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -28,12 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_alta._webhook.contract import (
-    MAX_ID_LENGTH,
     SIGNATURE_HEADER,
     WebhookSettings,
     check_signer,
 )
-from airflow_provider_alta._webhook.mailbox_protocol import BatchRefused
+from airflow_provider_alta._webhook.mailbox_protocol import BatchRefused, is_id, issued_recently, signed_read
 from airflow_provider_alta.exceptions import AltaError, AltaValidationError
 from airflow_provider_alta.models import WorkflowRun
 
@@ -87,17 +85,13 @@ class BatchGrant:
         return f"batch {self.batch_id} item {self.item} via {self.conn_id}"
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
-
-
 def batch_grant_from_path(conn_id: str, batch_id: str, item: str, expires_at: str) -> BatchGrant | None:
     """The grant a request's path names, or ``None`` when no batch could have handed it out.
 
     Checked before anything else, so oversized ids and out-of-range numbers never reach the secrets backend,
     the database or the log.
     """
-    if not _is_id(conn_id) or not _BATCH_ID.fullmatch(batch_id):
+    if not is_id(conn_id) or not _BATCH_ID.fullmatch(batch_id):
         return None
     if not (_NON_NEGATIVE.fullmatch(item) and _NON_NEGATIVE.fullmatch(expires_at)):
         return None
@@ -162,9 +156,7 @@ class NoticesRequest:
 
     def fresh(self, now: float | None = None) -> bool:
         """Whether ``issued_at`` is within the mailbox reads' allowed clock skew of ``now``."""
-        from airflow_provider_alta._webhook.mailbox_protocol import MAX_CLOCK_SKEW
-
-        return abs((time.time() if now is None else now) - self.issued_at) <= MAX_CLOCK_SKEW
+        return issued_recently(self.issued_at, now)
 
 
 @dataclass(frozen=True)
@@ -209,26 +201,16 @@ def _is_notice_id(value: Any) -> bool:
 
 def parse_notices_request(raw: bytes) -> NoticesRequest:
     """The read ``raw`` holds; :class:`~.mailbox_protocol.BatchRefused` (400) for anything else."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _malformed("not JSON") from None
-    if not isinstance(body, dict):
-        raise _malformed("not an object")
-    conn_id, batch_id, issued_at = body.get("conn_id"), body.get("batch_id"), body.get("issued_at")
-    after, forget = body.get("after"), body.get("forget")
-    if not _is_id(conn_id):
-        raise _malformed("no valid conn_id")
+    body, conn_id, issued_at = signed_read(raw, _malformed)
+    batch_id, after, forget = body.get("batch_id"), body.get("after"), body.get("forget")
     if not (isinstance(batch_id, str) and _BATCH_ID.fullmatch(batch_id)):
         raise _malformed("no valid batch_id")
     if not _is_notice_id(after):
         raise _malformed("after must be an integer from 0")
     if not (isinstance(forget, list) and len(forget) <= MAX_FORGET and all(_is_notice_id(i) for i in forget)):
         raise _malformed(f"forget must be a list of at most {MAX_FORGET} notice ids")
-    if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
-        raise _malformed("no valid issued_at")
-    assert isinstance(conn_id, str) and isinstance(after, int)
-    return NoticesRequest(conn_id, batch_id, after, tuple(forget), float(issued_at))
+    assert isinstance(after, int)
+    return NoticesRequest(conn_id, batch_id, after, tuple(forget), issued_at)
 
 
 def parse_notices_answer(answer: Any) -> NoticesPage:

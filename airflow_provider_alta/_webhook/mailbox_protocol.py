@@ -20,6 +20,7 @@ import hmac
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +58,12 @@ class MailboxBatch:
     refs: tuple[TaskInstanceRef, ...]
 
     def fresh(self, now: float | None = None) -> bool:
-        """Whether ``issued_at`` is within :data:`MAX_CLOCK_SKEW` of ``now``."""
-        return abs((time.time() if now is None else now) - self.issued_at) <= MAX_CLOCK_SKEW
+        return issued_recently(self.issued_at, now)
+
+
+def issued_recently(issued_at: float, now: float | None = None) -> bool:
+    """Whether a signed read's ``issued_at`` is within :data:`MAX_CLOCK_SKEW` of ``now``."""
+    return abs((time.time() if now is None else now) - issued_at) <= MAX_CLOCK_SKEW
 
 
 def batch_body(conn_id: str, refs: list[TaskInstanceRef], now: float | None = None) -> bytes:
@@ -80,12 +85,31 @@ def body_signature_matches(secret: str | None, body: bytes, header: str | None) 
     return hmac.compare_digest(expected, delivered) and secret is not None and bool(header)
 
 
-def _is_id(value: Any) -> bool:
+def is_id(value: Any) -> bool:
+    """Whether ``value`` could be an Airflow id (a connection's, a DAG's, a run's, a task's)."""
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def _malformed(what: str) -> BatchRefused:
     return BatchRefused(400, "malformed", f"the body is not a batched mailbox read: {what}")
+
+
+def signed_read(raw: bytes, malformed: Callable[[str], BatchRefused]) -> tuple[dict[str, Any], str, float]:
+    """The JSON object a signed read ``raw`` holds, with its ``conn_id`` and ``issued_at`` checked; ``malformed``
+    makes the refusal for anything else."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise malformed("not JSON") from None
+    if not isinstance(body, dict):
+        raise malformed("not an object")
+    conn_id, issued_at = body.get("conn_id"), body.get("issued_at")
+    if not is_id(conn_id):
+        raise malformed("no valid conn_id")
+    if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
+        raise malformed("no valid issued_at")
+    assert isinstance(conn_id, str)
+    return body, conn_id, float(issued_at)
 
 
 def parse_batch(raw: bytes) -> MailboxBatch:
@@ -94,31 +118,21 @@ def parse_batch(raw: bytes) -> MailboxBatch:
     Only ids an Airflow task instance could have pass, so nothing else reaches the database or the secrets
     backend; too many refs are refused before any of them is looked at.
     """
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _malformed("not JSON") from None
-    if not isinstance(body, dict):
-        raise _malformed("not an object")
-    conn_id, issued_at, refs = body.get("conn_id"), body.get("issued_at"), body.get("refs")
-    if not _is_id(conn_id):
-        raise _malformed("no valid conn_id")
-    assert isinstance(conn_id, str)
-    if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
-        raise _malformed("no valid issued_at")
+    body, conn_id, issued_at = signed_read(raw, _malformed)
+    refs = body.get("refs")
     if not isinstance(refs, list):
         raise _malformed("refs is not a list")
     if len(refs) > MAX_REFS:
         raise BatchRefused(413, "too_many_refs", f"at most {MAX_REFS} refs per request")
     parsed = []
     for ref in refs:
-        if not (isinstance(ref, list) and len(ref) == 4 and all(_is_id(part) for part in ref[:3])):
+        if not (isinstance(ref, list) and len(ref) == 4 and all(is_id(part) for part in ref[:3])):
             raise _malformed("a ref is not [dag_id, run_id, task_id, map_index]")
         index = ref[3]
         if isinstance(index, bool) or not isinstance(index, int) or not -1 <= index <= MAX_INT32:
             raise _malformed("a ref's map_index is not an integer from -1")
         parsed.append(TaskInstanceRef(conn_id, ref[0], ref[1], ref[2], index))
-    return MailboxBatch(conn_id, float(issued_at), tuple(parsed))
+    return MailboxBatch(conn_id, issued_at, tuple(parsed))
 
 
 def parse_answer(answer: Any, count: int) -> dict[int, dict[str, Any]]:
