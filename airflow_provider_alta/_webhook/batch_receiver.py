@@ -34,15 +34,14 @@ from airflow_provider_alta._webhook.batch_contract import (
     parse_notices_request,
 )
 from airflow_provider_alta._webhook.contract import MAX_BODY_BYTES, MAX_ID_LENGTH, SIGNATURE_HEADER
-from airflow_provider_alta._webhook.mailbox_protocol import BatchRefused, body_signature_matches
-from airflow_provider_alta._webhook.receiver_log import RejectionLog, printable
+from airflow_provider_alta._webhook.mailbox_protocol import BatchRefused
+from airflow_provider_alta._webhook.receiver_log import printable
 from airflow_provider_alta._webhook.request_body import (
     BodyRefused,
     BufferBudget,
     check_declared_length,
     read_body,
 )
-from airflow_provider_alta._webhook.secret_cache import LookupsExhausted
 from airflow_provider_alta.exceptions import AltaError
 from airflow_provider_alta.models import WorkflowRun
 
@@ -56,17 +55,14 @@ log = logging.getLogger(__name__)
 
 #: The bodies one answer of a read carries at most (about; one body always fits).
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
-_UNAUTHORIZED = f"missing, invalid or expired {SIGNATURE_HEADER} header"
-_UNAUTHORIZED_READ = f"missing, invalid or stale {SIGNATURE_HEADER} header (issued_at must be within 60 s)"
 _T = TypeVar("_T")
 
 
 class ReceiverHelpers(Protocol):
     """What the batch's answers share with :class:`~.receiver.Receiver`: its budget, its log of refusals,
-    its secret cache and its answers."""
+    its answers and its checks of tokens and signed reads (over its secret cache)."""
 
     buffers: BufferBudget
-    rejections: RejectionLog
     read_timeout: float
 
     def reply(self, status: int, result: str, detail: "str | None" = None, *, close: bool = False) -> "JSONResponse":
@@ -75,11 +71,21 @@ class ReceiverHelpers(Protocol):
     def refuse(self, status: int, result: str, about: str, detail: str) -> "JSONResponse":
         """An answer before authentication (DEBUG, counted)."""
 
-    def busy(self, about: str) -> "JSONResponse":
-        """429: the lookups of unknown connections are spent for now."""
+    async def check_token(
+        self,
+        about: str,
+        request: "Request",
+        *,
+        expired: bool,
+        conn_id: str,
+        matches: "Callable[[str | None, str | None], bool]",
+    ) -> "JSONResponse | None":
+        """The refusal of a delivery before its body is read, or ``None`` when its token is good."""
 
-    async def secret_of(self, conn_id: str) -> "str | None":
-        """The connection's webhook secret (raises ``LookupsExhausted``)."""
+    async def check_signed_read(
+        self, about: str, raw: bytes, signature: "str | None", *, fresh: bool, conn_id: str
+    ) -> "JSONResponse | None":
+        """The refusal of a signed read, or ``None`` when it is fresh and signed by its connection."""
 
 
 async def _off_the_loop(call: Callable[..., _T], *args: Any) -> _T:
@@ -132,20 +138,13 @@ class BatchReceiver:
 
     async def _authenticate(self, grant: BatchGrant, request: "Request") -> "JSONResponse | None":
         """The refusal of a delivery before its body is read, or ``None`` when its token is good."""
-        receiver, about = self.receiver, grant.describe()
-        try:
-            check_declared_length(request.headers, MAX_BODY_BYTES)
-        except BodyRefused as refused:
-            return receiver.refuse(refused.status, refused.result, about, refused.detail)
-        if grant.expired():
-            return receiver.refuse(401, "unauthorized", about, _UNAUTHORIZED)
-        try:
-            secret = await receiver.secret_of(grant.conn_id)
-        except LookupsExhausted:
-            return receiver.busy(about)
-        if not batch_signature_matches(secret, grant, request.headers.get(SIGNATURE_HEADER)):
-            return receiver.refuse(401, "unauthorized", about, _UNAUTHORIZED)
-        return None
+        return await self.receiver.check_token(
+            grant.describe(),
+            request,
+            expired=grant.expired(),
+            conn_id=grant.conn_id,
+            matches=lambda secret, header: batch_signature_matches(secret, grant, header),
+        )
 
     async def read_notices(self, request: "Request") -> "JSONResponse":
         """A batch's signed read: forget what it acknowledged, answer what is left after the page's start."""
@@ -162,14 +161,10 @@ class BatchReceiver:
         except ClientDisconnect:
             return receiver.refuse(400, "disconnected", about, "the body ended early")
         about = f"a notices read of batch {read.batch_id} via {read.conn_id}"
-        if not read.fresh():
-            return receiver.refuse(401, "unauthorized", about, _UNAUTHORIZED_READ)
-        try:
-            secret = await receiver.secret_of(read.conn_id)
-        except LookupsExhausted:
-            return receiver.busy(about)
-        if not body_signature_matches(secret, raw, request.headers.get(SIGNATURE_HEADER)):
-            return receiver.refuse(401, "unauthorized", about, _UNAUTHORIZED_READ)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        unauthorized = await receiver.check_signed_read(about, raw, signature, fresh=read.fresh(), conn_id=read.conn_id)
+        if unauthorized is not None:
+            return unauthorized
         rows, more = await _off_the_loop(self._forget_and_read, read)
         log.debug("Alta batch notices: %s answered %d notice(s), more: %s", printable(about), len(rows), more)
         return JSONResponse({"notices": [[notice_id, item, body] for notice_id, item, body in rows], "more": more})

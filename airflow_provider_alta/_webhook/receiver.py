@@ -192,18 +192,36 @@ class Receiver:
 
     async def _authenticate(self, grant: WebhookGrant, request: "Request") -> "JSONResponse | None":
         """The refusal of a delivery before its body is read, or ``None`` when its token is good."""
-        about = grant.describe()
+        return await self.check_token(
+            grant.describe(),
+            request,
+            expired=grant.expired(),
+            conn_id=grant.ref.conn_id,
+            matches=lambda secret, header: signature_matches(secret, grant, header),
+        )
+
+    async def check_token(
+        self,
+        about: str,
+        request: "Request",
+        *,
+        expired: bool,
+        conn_id: str,
+        matches: "Callable[[str | None, str | None], bool]",
+    ) -> "JSONResponse | None":
+        """The refusal of a delivery (single run or batch item) before its body is read: a declared body over the
+        limit, an expired grant, a token the connection's secret did not sign; ``None`` when all is well."""
         try:
             check_declared_length(request.headers, MAX_BODY_BYTES)
         except BodyRefused as refused:
             return self.refuse(refused.status, refused.result, about, refused.detail)
-        if grant.expired():
+        if expired:
             return self.refuse(401, "unauthorized", about, _UNAUTHORIZED)
         try:
-            secret = await self.secret_of(grant.ref.conn_id)
+            secret = await self.secret_of(conn_id)
         except LookupsExhausted:
             return self.busy(about)
-        if not signature_matches(secret, grant, request.headers.get(SIGNATURE_HEADER)):
+        if not matches(secret, request.headers.get(SIGNATURE_HEADER)):
             return self.refuse(401, "unauthorized", about, _UNAUTHORIZED)
         return None
 
@@ -247,10 +265,17 @@ class Receiver:
         self, batch: MailboxBatch, raw: bytes, signature: "str | None", about: str
     ) -> "JSONResponse | None":
         """The refusal of a batched read, or ``None`` when it is fresh and signed with its connection's secret."""
-        if not batch.fresh():
+        return await self.check_signed_read(about, raw, signature, fresh=batch.fresh(), conn_id=batch.conn_id)
+
+    async def check_signed_read(
+        self, about: str, raw: bytes, signature: "str | None", *, fresh: bool, conn_id: str
+    ) -> "JSONResponse | None":
+        """The refusal of a signed read (a triggerer's mailboxes, a batch's notices), or ``None`` when it is fresh
+        and signed over its exact bytes with its connection's secret."""
+        if not fresh:
             return self.refuse(401, "unauthorized", about, _UNAUTHORIZED_BATCH)
         try:
-            secret = await self.secret_of(batch.conn_id)
+            secret = await self.secret_of(conn_id)
         except LookupsExhausted:
             return self.busy(about)
         if not body_signature_matches(secret, raw, signature):
