@@ -1,14 +1,22 @@
-"""Fixtures of the receiver tests: a deferred task instance with an open mailbox, and the app."""
+"""Fixtures of the receiver tests: a deferred task instance with an open mailbox, the app, and the app served."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_alta._webhook.contract import MAILBOX_KEY, TaskInstanceRef, WebhookGrant, empty_mailbox
+from airflow_provider_alta._webhook.contract import (
+    MAILBOX_KEY,
+    URL_PREFIX,
+    TaskInstanceRef,
+    WebhookGrant,
+    empty_mailbox,
+)
 from airflow_provider_alta._webhook.receiver import create_app
 from tests.dag_runner import run_dag
-from tests.plugins.receiver_support import CONN_ID, alta_connection, grant_for, set_state, set_xcom, task_try
+from tests.plugins.receiver_support import CONN_ID, alta_connection, grant_for, serve, set_state, set_xcom, task_try
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +41,14 @@ def receiver(target, monkeypatch) -> TestClient:
     """The app, the target's connection an ``alta`` one with a webhook secret."""
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", alta_connection())
     return TestClient(create_app())
+
+
+@pytest.fixture(scope="module")
+def receiver_url(airflow_db) -> Iterator[str]:
+    """The receiver app mounted under /alta, served by uvicorn on 127.0.0.1 as Airflow's API server would."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.mount(URL_PREFIX, create_app())
+    with serve(app) as url:
+        yield url

@@ -138,3 +138,17 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def use_receiver(monkeypatch: Any, url: str, emulator: Any, webhook_secret: str, **connection: Any) -> None:
+    """The receiver set up at ``url`` and the API server found there; ``alta_default`` on ``emulator``, holding
+    ``webhook_secret``."""
+    from tests.conftest import SECRET_KEY
+
+    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_ENABLED", "True")
+    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_BASE_URL", url)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{url}/execution/")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALTA_DEFAULT",
+        emulator.connection_uri(SECRET_KEY, retry_max_wait=20, webhook_secret=webhook_secret, **connection),
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -17,36 +16,18 @@ from airflow_provider_alta._webhook.batch_notice_reader import (
     BatchNoticesUnreadable,
     batch_notices_url,
 )
-from airflow_provider_alta._webhook.contract import URL_PREFIX, WebhookSettings
-from airflow_provider_alta._webhook.receiver import create_app
-from tests.conftest import SECRET_KEY
+from airflow_provider_alta._webhook.contract import WebhookSettings
 from tests.plugins.batch_support import new_batch, rows
-from tests.plugins.receiver_support import serve
+from tests.plugins.receiver_support import use_receiver
 
 WEBHOOK_SECRET = "whs-batch-reader-SECRET-0c4f7d"
 CONN_ID = "alta_default"
 
 
-@pytest.fixture(scope="module")
-def api_server(airflow_db) -> Iterator[str]:
-    from fastapi import FastAPI
-
-    app = FastAPI()
-    app.mount(URL_PREFIX, create_app())
-    with serve(app) as url:
-        yield url
-
-
 @pytest.fixture
-def emulator(alta_conn, alta_emulator, api_server, monkeypatch) -> Any:
-    """``alta_default`` on the emulator with a webhook secret; the receiver and the API server at ``api_server``."""
-    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_ENABLED", "True")
-    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_BASE_URL", api_server)
-    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{api_server}/execution/")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALTA_DEFAULT",
-        alta_emulator.connection_uri(SECRET_KEY, retry_backoff=0.2, retry_max_wait=20, webhook_secret=WEBHOOK_SECRET),
-    )
+def emulator(alta_conn, alta_emulator, receiver_url, monkeypatch) -> Any:
+    """``alta_default`` on the emulator with a webhook secret; the receiver and the API server at ``receiver_url``."""
+    use_receiver(monkeypatch, receiver_url, alta_emulator, WEBHOOK_SECRET, retry_backoff=0.2)
     alta_emulator.configure(duration=0.3)
     return alta_emulator
 
@@ -83,7 +64,7 @@ async def read(reader: BatchNoticeReader) -> list[BatchNotice]:
         return await reader.read(session)
 
 
-def test_the_url_is_the_api_servers_base_with_the_batch_route(monkeypatch):
+def test_the_url_is_the_receiver_urls_base_with_the_batch_route(monkeypatch):
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "https://airflow.example.com/sub/execution/")
     assert batch_notices_url() == "https://airflow.example.com/sub/alta/batch-notices/b1"
 
@@ -149,9 +130,9 @@ async def test_a_refused_read_names_the_url_and_the_result_but_never_the_secret(
     assert "a-wrong-secret" not in message + repr(wrong)
 
 
-async def test_an_unreachable_or_wrong_endpoint_is_unreadable(emulator, api_server):
+async def test_an_unreachable_or_wrong_endpoint_is_unreadable(emulator, receiver_url):
     batch = new_batch(CONN_ID)
-    for url in ("http://127.0.0.1:9/alta/batch-notices/b1", f"{api_server}/alta/nowhere"):
+    for url in ("http://127.0.0.1:9/alta/batch-notices/b1", f"{receiver_url}/alta/nowhere"):
         with pytest.raises(BatchNoticesUnreadable) as unreadable:
             await read(BatchNoticeReader(url, CONN_ID, batch, WEBHOOK_SECRET))
         assert url in str(unreadable.value) and WEBHOOK_SECRET not in str(unreadable.value)

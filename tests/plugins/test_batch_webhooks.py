@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,38 +20,20 @@ from airflow_provider_alta._core.batch_plan import BatchSettings
 from airflow_provider_alta._core.polling import PollingSettings
 from airflow_provider_alta._webhook.batch_contract import batch_id_of
 from airflow_provider_alta._webhook.batch_notice_reader import BatchNoticeReader, batch_notices_url
-from airflow_provider_alta._webhook.contract import URL_PREFIX, WebhookSettings
-from airflow_provider_alta._webhook.receiver import create_app
+from airflow_provider_alta._webhook.contract import WebhookSettings
 from airflow_provider_alta.hooks.alta import AltaAsyncHook
 from tests._batch.test_batch_driver import Crash, crash_when_journal_gets, rows
 from tests.conftest import SECRET_KEY
 from tests.operators.test_batch_operator import batch_dags
-from tests.plugins.receiver_support import serve
+from tests.plugins.receiver_support import use_receiver
 
 WEBHOOK_SECRET = "whs-batch-SECRET-5d1e7f20"
-
-
-@pytest.fixture(scope="module")
-def receiver_url(airflow_db) -> Iterator[str]:
-    """The receiver app mounted under /alta, served by uvicorn as Airflow's API server would."""
-    from fastapi import FastAPI
-
-    app = FastAPI()
-    app.mount(URL_PREFIX, create_app())
-    with serve(app) as url:
-        yield url
 
 
 @pytest.fixture
 def webhooks(alta_conn, alta_emulator, receiver_url, monkeypatch) -> Any:
     """The receiver set up, the API server found at its URL, the connection holding a webhook secret."""
-    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_ENABLED", "True")
-    monkeypatch.setenv("AIRFLOW__ALTA__WEBHOOK_BASE_URL", receiver_url)
-    monkeypatch.setenv("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{receiver_url}/execution/")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_ALTA_DEFAULT",
-        alta_emulator.connection_uri(SECRET_KEY, retry_backoff=0.1, retry_max_wait=20, webhook_secret=WEBHOOK_SECRET),
-    )
+    use_receiver(monkeypatch, receiver_url, alta_emulator, WEBHOOK_SECRET, retry_backoff=0.1)
     return alta_emulator
 
 

@@ -7,7 +7,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,23 +20,11 @@ from airflow_provider_alta._webhook.contract import (
     empty_mailbox,
     sign,
 )
-from airflow_provider_alta._webhook.receiver import create_app
 from tests.conftest import SECRET_KEY
 from tests.dag_runner import plain, run_dag
-from tests.plugins.receiver_support import grant_for, serve, task_try
+from tests.plugins.receiver_support import grant_for, task_try
 
 WEBHOOK_SECRET = "whs-wakeup-SECRET-71c2e9aa"
-
-
-@pytest.fixture(scope="module")
-def receiver_url(airflow_db) -> Iterator[str]:
-    """The receiver app mounted under /alta, served by uvicorn as Airflow's API server would."""
-    from fastapi import FastAPI
-
-    app = FastAPI()
-    app.mount(URL_PREFIX, create_app())
-    with serve(app) as url:
-        yield url
 
 
 @pytest.fixture
