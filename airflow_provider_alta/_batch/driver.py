@@ -251,9 +251,7 @@ class BatchDriver:
                 records.append(record(RUN, index, key, run.workflow_run_id))
                 self._runs[index] = (key, run.workflow_run_id)
                 self.figures.found += 1
-            elif index in self._runs and self._runs[index][1] != run.workflow_run_id:
-                continue  # a delivery naming another run is never this item's result
-            end = self.plan.notice(index, run, now)
+            end = self.plan.notice(index, run, now)  # None for a delivery naming another run than the item's
             if end is not None:
                 key, _ = self._runs.pop(index)
                 self._row(end, key)
