@@ -18,8 +18,8 @@ the dependencies that existed when that Airflow was released
 
 Every suite of every release goes into one queue, longest first, and ``--jobs``
 of them run at once: each mostly waits (on the emulator's runs, on Airflow's
-loops), so a 2-core machine keeps two busy. An e2e suite runs beside one unit
-or Python suite at most (see ``BESIDE_E2E``); the production shape alone.
+loops), so a 2-core machine keeps two busy. The e2e suites and the production
+shape run alone (see ``ALONE``).
 """
 
 from __future__ import annotations
@@ -185,13 +185,11 @@ SUITES = {
 }
 #: About how long each suite other than the unit suite takes on a 2-core machine (minutes): the queue's order.
 SUITE_MINUTES = {"cli": 5.0, "e2e": 6.5, "distributed": 9.0, "python": 1.6}
-#: The production shape takes the whole machine: nothing runs beside it.
-ALONE = {"distributed"}
-#: An e2e suite (already two Airflow stacks side by side) runs beside one of these at most, never beside another
-#: e2e suite or a command-line suite (which starts Airflow processes by the dozen): a scheduler slowed by a busy
-#: machine can fail a task whose trigger fires moments after it deferred, on a stale executor event
-#: (apache/airflow#71580), as it did with an e2e suite beside two command-line suites.
-BESIDE_E2E = {"unit", "python"}
+#: Nothing runs beside these: the production shape takes the whole machine, and an e2e suite (already two Airflow
+#: stacks side by side) needs a scheduler that is not slowed by a busy machine, which can fail a task whose trigger
+#: fires moments after it deferred, on a stale executor event (apache/airflow#71580): it did so beside two
+#: command-line suites, and on 3.0.6 beside one unit suite.
+ALONE = {"distributed", "e2e"}
 
 
 @dataclass(frozen=True)
@@ -208,13 +206,7 @@ class Job:
     def may_start_beside(self, running: list[Job]) -> bool:
         if not running:
             return True
-        if self.suite in ALONE or any(job.suite in ALONE for job in running):
-            return False
-        if self.suite == "e2e":
-            return len(running) == 1 and running[0].suite in BESIDE_E2E
-        if any(job.suite == "e2e" for job in running):
-            return len(running) == 1 and self.suite in BESIDE_E2E
-        return True
+        return self.suite not in ALONE and not any(job.suite in ALONE for job in running)
 
 
 def run_queue(jobs: list[Job], slots: int, run_one: Any) -> dict[Job, Outcome]:
@@ -292,7 +284,7 @@ def main() -> int:
         "--pythons", default=",".join(r.python or "" for r in PYTHONS), help="other Pythons to test, or 'none'"
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, help="suites run at once (an e2e suite beside one unit or Python suite at most)"
+        "--jobs", type=int, default=1, help="suites run at once (the e2e and production-shape suites alone)"
     )
     parser.add_argument("--uv", default=shutil.which("uv") or str(Path(sys.executable).parent / "uv"))
     options = parser.parse_args()
